@@ -1,0 +1,119 @@
+//! The command line: `run`, `demo` and `check`. Errors at this edge are anyhow chains printed
+//! as "error: what failed: why", with what to do where we know it.
+
+pub mod check;
+pub mod demo;
+pub mod run;
+
+use crate::observe::logging::{self, LogFormat};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sightline",
+    version,
+    about = "Watches business events on Kafka and says when a business process goes wrong.",
+    long_about = "Sightline consumes business events (orders, payments, shipments, invoices) from Kafka, \
+tracks event age, consumer lag, schema drift and missing workflow steps, and reports on Kafka topics \
+and in Prometheus.\n\nStart with `sightline demo`: it needs nothing installed."
+)]
+pub struct Cli {
+    /// Log format: human (default) or json (one JSON object per line).
+    #[arg(long, value_enum, default_value = "human", global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the pipeline against a Kafka cluster.
+    #[command(
+        after_help = "Example:\n  sightline run --config deploy/local/sightline.toml\n\n\
+Every config key can be overridden from the environment, e.g.\n  SIGHTLINE_KAFKA__BOOTSTRAP_SERVERS=broker:9092 sightline run --config sightline.toml"
+    )]
+    Run {
+        /// The runtime config file (TOML).
+        #[arg(long, short, env = "SIGHTLINE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the whole pipeline on an in-process Kafka mock cluster with generated order-to-cash
+    /// traffic, and print what it saw. Needs nothing installed.
+    #[command(
+        after_help = "Example:\n  sightline demo\n  sightline demo --orders 5000 --seconds 20 --http 127.0.0.1:0"
+    )]
+    Demo {
+        /// Orders to generate (each is four events).
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        /// Seconds over which the traffic is spread.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// One poison record after every N good ones (0: none).
+        #[arg(long, default_value_t = 400)]
+        poison_every: usize,
+        /// Address of /metrics, /healthz and /readyz during the demo.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        http: std::net::SocketAddr,
+    },
+    /// Validate the config file and the topologies it names; report every problem at once.
+    #[command(
+        after_help = "Example:\n  sightline check --config deploy/local/sightline.toml\n\n\
+Exit status 0 when everything is valid, 1 when anything is not."
+    )]
+    Check {
+        /// The runtime config file (TOML).
+        #[arg(long, short, env = "SIGHTLINE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Demo { .. } => "error",
+        _ => "info",
+    };
+    logging::init(cli.log_format, default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => run::run(&config).await,
+            Command::Demo {
+                orders,
+                seconds,
+                poison_every,
+                http,
+            } => {
+                demo::demo(crate::demo::DemoOptions {
+                    orders,
+                    seconds,
+                    poison_every,
+                    http,
+                    ..Default::default()
+                })
+                .await
+            }
+            Command::Check { config } => check::check(&config),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The runtime configuration: one TOML file, every key overridable from the environment.
+//!
+//! Loading is two passes. [`schema`] walks the raw TOML against the key table and collects
+//! *every* problem (unknown key, wrong type, missing required key, missing file) so that
+//! `sightline check` can report them all at once, each with file, key and reason. Only a clean
+//! document is then deserialised into [`Config`]. Secrets are [`secret::Secret`]s: they print as
+//! `***` and never reach a log line or an error message.
+
+pub mod schema;
+pub mod secret;
+
+use secret::Secret;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// One configuration problem: where (file or environment variable), which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.reason)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.file, self.key, self.reason)
+        }
+    }
+}
+
+/// All problems found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration error(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        write!(
+            f,
+            "Fix these and run `sightline check --config <file>` again."
+        )
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub registry: Option<RegistryConfig>,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub outputs: OutputsConfig,
+    #[serde(default)]
+    pub topologies: TopologiesConfig,
+    #[serde(default)]
+    pub schemas: SchemasConfig,
+    /// Directory of the config file; relative paths in the file are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    #[serde(default = "default_group")]
+    pub client_id: String,
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// librdkafka properties passed through as-is (applied last).
+    #[serde(default)]
+    pub overrides: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub topics: TopicDefaults,
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    pub mechanism: String,
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_password: Option<Secret>,
+    #[serde(default = "default_true")]
+    pub verify_hostname: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDefaults {
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// -1: the broker's `default.replication.factor`.
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            partitions: default_partitions(),
+            replication_factor: default_replication(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_registry_timeout")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: default_bind(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    #[serde(default = "default_alerts")]
+    pub alerts: String,
+    #[serde(default = "default_sla")]
+    pub sla: String,
+    #[serde(default = "default_drift")]
+    pub drift: String,
+    #[serde(default = "default_lag")]
+    pub lag: String,
+    #[serde(default = "default_dlq_suffix")]
+    pub dead_letter_suffix: String,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        OutputsConfig {
+            alerts: default_alerts(),
+            sla: default_sla(),
+            drift: default_drift(),
+            lag: default_lag(),
+            dead_letter_suffix: default_dlq_suffix(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologiesConfig {
+    #[serde(default = "default_topologies")]
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for TopologiesConfig {
+    fn default() -> Self {
+        TopologiesConfig {
+            paths: default_topologies(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemasConfig {
+    #[serde(default = "default_schemas")]
+    pub dir: PathBuf,
+}
+
+impl Default for SchemasConfig {
+    fn default() -> Self {
+        SchemasConfig {
+            dir: default_schemas(),
+        }
+    }
+}
+
+fn default_group() -> String {
+    "sightline".into()
+}
+fn default_commit_interval() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_partitions() -> i32 {
+    12
+}
+fn default_replication() -> i32 {
+    -1
+}
+fn default_registry_timeout() -> u64 {
+    5000
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+fn default_alerts() -> String {
+    "sightline.alerts".into()
+}
+fn default_sla() -> String {
+    "sightline.sla".into()
+}
+fn default_drift() -> String {
+    "sightline.drift".into()
+}
+fn default_lag() -> String {
+    "sightline.lag".into()
+}
+fn default_dlq_suffix() -> String {
+    ".dlq".into()
+}
+fn default_topologies() -> Vec<PathBuf> {
+    vec![PathBuf::from("topologies")]
+}
+fn default_schemas() -> PathBuf {
+    PathBuf::from("schemas")
+}
+
+impl Config {
+    /// Reads, overrides from the environment, validates and deserialises `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(path, &env)
+    }
+
+    /// As [`Config::load`], with the environment given (tests pass their own).
+    pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                key: String::new(),
+                reason: format!("cannot read the config file: {e}"),
+            }])
+        })?;
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Self::from_str_with_env(&text, &file, &base_dir, env)
+    }
+
+    pub fn from_str_with_env(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.to_string(),
+                key: String::new(),
+                reason: format!("not valid TOML: {}", e.message().trim()),
+            }
+            .with_line(text, e.span())])
+        })?;
+        let mut errors = schema::apply_env(&mut doc, env);
+        errors.extend(schema::validate(&doc, file, base_dir));
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let mut config: Config =
+            toml::Value::Table(doc)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    ConfigErrors(vec![ConfigError {
+                        file: file.to_string(),
+                        key: String::new(),
+                        reason: e.message().trim().to_string(),
+                    }])
+                })?;
+        config.base_dir = base_dir.to_path_buf();
+        Ok(config)
+    }
+
+    /// A path from the file, resolved against the config file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The SASL password, from the value or the file.
+    pub fn sasl_password(&self) -> std::io::Result<Option<Secret>> {
+        match &self.kafka.sasl {
+            Some(s) => read_secret(s.password.as_ref(), s.password_file.as_deref(), self),
+            None => Ok(None),
+        }
+    }
+
+    /// The registry password, from the value or the file.
+    pub fn registry_password(&self) -> std::io::Result<Option<Secret>> {
+        match &self.registry {
+            Some(r) => read_secret(r.password.as_ref(), r.password_file.as_deref(), self),
+            None => Ok(None),
+        }
+    }
+}
+
+fn read_secret(
+    value: Option<&Secret>,
+    file: Option<&Path>,
+    config: &Config,
+) -> std::io::Result<Option<Secret>> {
+    if let Some(v) = value {
+        return Ok(Some(v.clone()));
+    }
+    match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(config.resolve(f))?;
+            Ok(Some(Secret::new(
+                text.trim_end_matches(['\n', '\r']).to_string(),
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+impl ConfigError {
+    fn with_line(mut self, text: &str, span: Option<std::ops::Range<usize>>) -> Self {
+        if let Some(span) = span {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            self.file = format!("{}:{}", self.file, line);
+        }
+        self
+    }
+}

@@ -1,0 +1,193 @@
+//! `sightline demo`: the whole pipeline on librdkafka's in-process mock cluster, fed by a
+//! built-in order-to-cash generator. Nothing to install, nothing to start. It goes through the
+//! same wiring as `sightline run` (engine::setup); only the cluster is in-process.
+
+pub mod generator;
+pub mod summary;
+
+use crate::config::Config;
+use crate::engine;
+use crate::observe::health::Health;
+use crate::topology::Topology;
+use anyhow::Context;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use summary::Summary;
+use tokio::sync::watch;
+
+/// The order-to-cash topology the demo runs (the same file as in topologies/).
+pub const TOPOLOGY: &str = include_str!("../../topologies/order-to-cash.yaml");
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub orders: usize,
+    pub seconds: u64,
+    pub poison_every: usize,
+    pub http: SocketAddr,
+    pub seed: u64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            orders: 2_000,
+            seconds: 10,
+            poison_every: 400,
+            http: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            seed: 42,
+        }
+    }
+}
+
+/// What the demo saw, for its final table and for tests.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub produced: usize,
+    pub summary: Summary,
+    pub http: SocketAddr,
+    pub elapsed: Duration,
+}
+
+/// Runs the demo; `on_http` is told where the HTTP server listens once it does.
+pub async fn run(
+    opts: DemoOptions,
+    on_http: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<DemoReport> {
+    let started = Instant::now();
+    crate::observe::metrics::init();
+    let mock = MockCluster::new(1).context("starting the in-process mock Kafka cluster")?;
+    let bootstrap = mock.bootstrap_servers();
+    println!("demo: in-process Kafka cluster at {bootstrap}");
+
+    let state = std::env::temp_dir().join(format!("sightline-demo-{}", std::process::id()));
+    let cfg_text = format!(
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"sightline-demo\"\ncommit_interval_ms = 200\n\
+         [kafka.topics]\npartitions = 3\nreplication_factor = 1\n[state]\ndir = \"{}\"\n[http]\nbind = \"{}\"\n\
+         [topologies]\npaths = []\n",
+        state.display(),
+        opts.http
+    );
+    let cfg = Config::from_str_with_env(&cfg_text, "<demo>", Path::new("."), &[])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let topology =
+        Topology::parse(TOPOLOGY, Path::new("topologies/order-to-cash.yaml")).map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
+    let topologies = vec![topology];
+
+    // The mock cluster has no CreateTopics: make inputs and outputs through its own API.
+    for t in generator::TOPICS {
+        mock.create_topic(t, 3, 1)
+            .context("creating a demo topic")?;
+    }
+    for t in engine::setup::output_topics(&cfg, &topologies) {
+        mock.create_topic(&t.name, t.partitions, 1)
+            .context("creating a demo topic")?;
+    }
+
+    let health = Health::new();
+    let (bound, http_task) = match crate::observe::http::serve(cfg.http.bind, health.clone()).await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            // A busy default port must not stop the demo: take any free one.
+            println!("demo: {} is busy ({e}); using a free port", cfg.http.bind);
+            crate::observe::http::serve(SocketAddr::from(([127, 0, 0, 1], 0)), health.clone())
+                .await?
+        }
+    };
+    println!("demo: metrics at http://{bound}/metrics, health at /healthz and /readyz");
+    if let Some(tx) = on_http {
+        let _ = tx.send(bound);
+    }
+
+    let engine = engine::setup::build(
+        &cfg,
+        &topologies,
+        health.clone(),
+        engine::setup::BuildOptions {
+            create_topics: false,
+            sink: None,
+        },
+    )
+    .await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let engine_task = tokio::spawn(engine.run(stop_rx));
+
+    // Produce the generated traffic, spread over `seconds`.
+    let records = generator::generate(
+        opts.seed,
+        opts.orders,
+        chrono::Utc::now().timestamp_millis() - 86_400_000,
+        opts.poison_every,
+    );
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .context("creating the demo producer")?;
+    let produced = records.len();
+    let ticks = (opts.seconds * 5).max(1) as usize;
+    let per_tick = produced.div_ceil(ticks);
+    let mut next_report = Instant::now() + Duration::from_secs(2);
+    for chunk in records.chunks(per_tick) {
+        let tick = Instant::now();
+        let sends: Vec<_> = chunk
+            .iter()
+            .map(|r| {
+                let mut rec = FutureRecord::<str, [u8]>::to(r.topic).payload(&r.value);
+                if let Some(k) = &r.key {
+                    rec = rec.key(k.as_str());
+                }
+                producer.send(rec, Duration::from_secs(10))
+            })
+            .collect();
+        for s in futures::future::join_all(sends).await {
+            s.map_err(|(e, _)| anyhow::anyhow!("demo producer: {e}"))?;
+        }
+        if Instant::now() >= next_report {
+            println!(
+                "{}",
+                Summary::read().progress_line(produced, started.elapsed())
+            );
+            next_report += Duration::from_secs(2);
+        }
+        tokio::time::sleep(Duration::from_millis(200).saturating_sub(tick.elapsed())).await;
+    }
+    producer.flush(Duration::from_secs(10))?;
+
+    // Wait until every produced record was read (good or dead-lettered), with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = Summary::read();
+        if s.records_consumed() as usize >= produced || Instant::now() >= deadline {
+            break;
+        }
+        if Instant::now() >= next_report {
+            println!("{}", s.progress_line(produced, started.elapsed()));
+            next_report += Duration::from_secs(2);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(true);
+    engine_task.await.context("engine task")??;
+    http_task.abort();
+    let _ = std::fs::remove_dir_all(&state);
+    let summary = Summary::read();
+    Ok(DemoReport {
+        produced,
+        summary,
+        http: bound,
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,105 @@
+//! The demo's live lines and final table, read from the same metrics `/metrics` serves.
+
+use crate::observe::metrics::{counter_values, METRICS};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// (topic, event type) -> events.
+    pub events: BTreeMap<(String, String), u64>,
+    /// (topic, class) -> dead-lettered records.
+    pub dead_lettered: BTreeMap<(String, String), u64>,
+    /// topic -> records read.
+    pub consumed: BTreeMap<String, u64>,
+}
+
+fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
+    labels
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+impl Summary {
+    pub fn read() -> Summary {
+        let mut s = Summary::default();
+        for (l, v) in counter_values(&METRICS.events_consumed) {
+            s.events.insert(
+                (label(&l, "topic").into(), label(&l, "event_type").into()),
+                v,
+            );
+        }
+        for (l, v) in counter_values(&METRICS.records_dead_lettered) {
+            s.dead_lettered
+                .insert((label(&l, "topic").into(), label(&l, "class").into()), v);
+        }
+        for (l, v) in counter_values(&METRICS.records_consumed) {
+            s.consumed.insert(label(&l, "topic").into(), v);
+        }
+        s
+    }
+
+    pub fn records_consumed(&self) -> u64 {
+        self.consumed.values().sum()
+    }
+
+    pub fn events_total(&self) -> u64 {
+        self.events.values().sum()
+    }
+
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.dead_lettered.values().sum()
+    }
+
+    pub fn progress_line(&self, produced: usize, elapsed: Duration) -> String {
+        format!(
+            "demo: {:>5.1}s  read {:>6}/{} records  events {:>6}  dead-lettered {:>3}",
+            elapsed.as_secs_f64(),
+            self.records_consumed(),
+            produced,
+            self.events_total(),
+            self.dead_lettered_total()
+        )
+    }
+
+    /// The final table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\nEvents consumed, by topic and type");
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<22} {:>8}",
+            "topic", "event type", "events"
+        );
+        for ((topic, ty), n) in &self.events {
+            let _ = writeln!(out, "  {topic:<24} {ty:<22} {n:>8}");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<22} {:>8}",
+            "total",
+            "",
+            self.events_total()
+        );
+        let _ = writeln!(out, "\nRecords dead-lettered, by topic and error class");
+        if self.dead_lettered.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        } else {
+            let _ = writeln!(out, "  {:<24} {:<22} {:>8}", "topic", "class", "records");
+            for ((topic, class), n) in &self.dead_lettered {
+                let _ = writeln!(out, "  {topic:<24} {class:<22} {n:>8}");
+            }
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<22} {:>8}",
+                "total",
+                "",
+                self.dead_lettered_total()
+            );
+        }
+        out
+    }
+}

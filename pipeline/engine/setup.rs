@@ -1,0 +1,134 @@
+//! Wiring: from config and topologies to a running engine. `sightline run` and the demo both
+//! come through here, so the demo exercises the same path as production.
+
+use super::{Discard, Engine, EventSink};
+use crate::config::Config;
+use crate::ingest::{Decoder, Mapper, SourceIngest};
+use crate::kafka::admin::{ensure_topics, TopicSpec};
+use crate::kafka::{client_config, create_consumer, create_producer};
+use crate::observe::health::Health;
+use crate::topology::{Format, Topology};
+use anyhow::Context;
+use rdkafka::consumer::Consumer;
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The topics Sightline writes to: outputs and one dead-letter topic per source.
+pub fn output_topics(cfg: &Config, topologies: &[Topology]) -> Vec<TopicSpec> {
+    let spec = |name: &str| TopicSpec {
+        name: name.to_string(),
+        partitions: cfg.kafka.topics.partitions,
+        replication_factor: cfg.kafka.topics.replication_factor,
+        configs: Vec::new(),
+    };
+    let o = &cfg.outputs;
+    let mut topics: Vec<TopicSpec> = [&o.alerts, &o.sla, &o.drift, &o.lag]
+        .iter()
+        .map(|t| spec(t))
+        .collect();
+    for t in topologies {
+        for s in &t.sources {
+            let dlq = s.dead_letter_topic(&o.dead_letter_suffix);
+            if !topics.iter().any(|x| x.name == dlq) {
+                topics.push(spec(&dlq));
+            }
+        }
+    }
+    topics
+}
+
+/// Knobs of [`build`] that differ between `run`, the demo and tests.
+pub struct BuildOptions {
+    /// Create missing output topics (the mock cluster cannot; the demo makes them itself).
+    pub create_topics: bool,
+    /// Where mapped events go; `None` discards them.
+    pub sink: Option<Box<dyn EventSink>>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            create_topics: true,
+            sink: None,
+        }
+    }
+}
+
+/// Builds the engine: creates missing output topics, connects the registry, subscribes.
+pub async fn build(
+    cfg: &Config,
+    topologies: &[Topology],
+    health: Arc<Health>,
+    opts: BuildOptions,
+) -> anyhow::Result<Engine> {
+    let base = client_config(cfg)?;
+    if opts.create_topics {
+        ensure_topics(&base, &output_topics(cfg, topologies)).await?;
+    }
+
+    let registry = match crate::registry::settings(cfg)? {
+        Some(settings) => {
+            let ok = crate::registry::reachable(cfg).await;
+            health.set_registry_ok(ok);
+            if !ok {
+                tracing::warn!(url = %cfg.registry.as_ref().map(|r| r.url.as_str()).unwrap_or(""),
+                    "schema registry not reachable at start; Avro records will wait for it");
+            }
+            Some(Arc::new(AvroDecoder::new(settings)))
+        }
+        None => None,
+    };
+
+    let mut sources = HashMap::new();
+    for t in topologies {
+        for s in &t.sources {
+            let decoder = Decoder::new(s.format, registry.clone().map(|r| (r, health.clone())))
+                .map_err(|e| anyhow::anyhow!("{}: source `{}`: {e}", t.file.display(), s.name))?;
+            if s.format == Format::Avro && registry.is_none() {
+                anyhow::bail!(
+                    "{}: source `{}` is avro but no [registry] is configured",
+                    t.file.display(),
+                    s.name
+                );
+            }
+            let ingest = SourceIngest {
+                decoder,
+                mapper: Mapper::new(s),
+                dead_letter_topic: s.dead_letter_topic(&cfg.outputs.dead_letter_suffix),
+            };
+            if sources.insert(s.topic.clone(), ingest).is_some() {
+                anyhow::bail!(
+                    "{}: topic `{}` is declared by more than one source",
+                    t.file.display(),
+                    s.topic
+                );
+            }
+        }
+    }
+    if sources.is_empty() {
+        anyhow::bail!("no sources: the topologies declare nothing to read (topologies.paths)");
+    }
+
+    let consumer = create_consumer(&base, &cfg.kafka.group_id, health.clone())
+        .context("creating the Kafka consumer")?;
+    let mut topics: Vec<&str> = sources.keys().map(String::as_str).collect();
+    topics.sort_unstable();
+    consumer
+        .subscribe(&topics)
+        .context("subscribing to the source topics")?;
+    tracing::info!(topics = %topics.join(","), group = %cfg.kafka.group_id, "subscribed");
+    let producer = create_producer(&base).context("creating the Kafka producer")?;
+    // No local state to restore yet.
+    health.set_restored(true);
+
+    Ok(Engine {
+        consumer: Arc::new(consumer),
+        producer,
+        sources,
+        health,
+        commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
+        sink: opts.sink.unwrap_or_else(|| Box::new(Discard)),
+    })
+}

@@ -1,0 +1,26 @@
+//! Sightline: watches the business events flowing through Kafka and says, on Kafka topics and in
+//! Prometheus, when a business process is going wrong.
+//!
+//! The folders follow the data path (see ARCHITECTURE.md beside this file):
+//!
+//! ```text
+//! kafka (consumer) -> ingest (decode + map to one Event) --bad--> deadletter (DLQ topic)
+//!                  -> engine (routes events, commits offsets) -> outputs
+//! ```
+//!
+//! `config` and `topology` describe what to do, `observe` reports what happened (metrics, logs,
+//! HTTP), `demo` runs the whole thing on librdkafka's in-process mock cluster.
+
+pub mod cli;
+pub mod config;
+pub mod deadletter;
+pub mod demo;
+pub mod engine;
+pub mod ingest;
+pub mod kafka;
+pub mod observe;
+pub mod registry;
+pub mod topology;
+
+/// The version stamped on dead-letter records and `sightline_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

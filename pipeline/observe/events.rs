@@ -1,0 +1,155 @@
+//! Typed internal events: each one logs (tracing) and counts (metrics) in one place, in the
+//! manner of Vector's `internal_events`. Call sites stay one line: `Event { .. }.emit()`.
+//!
+//! Every log line about a record carries its topic, partition and offset. Nothing here ever
+//! formats a secret: errors are passed in already redacted (see `config::secret`).
+
+use super::metrics::METRICS;
+
+/// One record read from an input topic (good or bad). Counted, not logged.
+pub struct RecordConsumed<'a> {
+    pub topic: &'a str,
+}
+
+impl RecordConsumed<'_> {
+    pub fn emit(&self) {
+        METRICS
+            .records_consumed
+            .with_label_values(&[self.topic])
+            .inc();
+    }
+}
+
+/// A record decoded and mapped to a business event.
+pub struct EventMapped<'a> {
+    pub topic: &'a str,
+    pub event_type: &'a str,
+}
+
+impl EventMapped<'_> {
+    pub fn emit(&self) {
+        METRICS
+            .events_consumed
+            .with_label_values(&[self.topic, self.event_type])
+            .inc();
+    }
+}
+
+/// A record that could not be decoded or mapped went to a dead-letter topic.
+pub struct RecordDeadLettered<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub class: &'a str,
+    pub reason: &'a str,
+    pub dead_letter_topic: &'a str,
+}
+
+impl RecordDeadLettered<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            class = self.class,
+            dead_letter_topic = self.dead_letter_topic,
+            reason = self.reason,
+            "record dead-lettered"
+        );
+        METRICS
+            .records_dead_lettered
+            .with_label_values(&[self.topic, self.class])
+            .inc();
+    }
+}
+
+/// The schema registry did not answer; the record's partition holds its position and retries.
+pub struct RegistryUnavailable<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: &'a str,
+    pub retry_in_ms: u64,
+}
+
+impl RegistryUnavailable<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            error = self.error,
+            retry_in_ms = self.retry_in_ms,
+            "schema registry unavailable; holding position and retrying"
+        );
+        METRICS
+            .registry_errors
+            .with_label_values(&["unavailable"])
+            .inc();
+    }
+}
+
+/// The registry answers again after an outage.
+pub struct RegistryRecovered;
+
+impl RegistryRecovered {
+    pub fn emit(&self) {
+        tracing::info!("schema registry reachable again");
+    }
+}
+
+/// The consumer group gave this instance partitions, or took them away.
+pub struct Rebalanced<'a> {
+    pub kind: &'a str,
+    pub partitions: &'a str,
+    pub assigned_now: i64,
+}
+
+impl Rebalanced<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            kind = self.kind,
+            partitions = self.partitions,
+            assigned_now = self.assigned_now,
+            "consumer group rebalance"
+        );
+        METRICS.rebalances.with_label_values(&[self.kind]).inc();
+        METRICS.assigned_partitions.set(self.assigned_now);
+    }
+}
+
+/// Input offsets were committed (or failed to be).
+pub struct OffsetsCommitted<'a> {
+    pub result: Result<usize, &'a str>,
+}
+
+impl OffsetsCommitted<'_> {
+    pub fn emit(&self) {
+        match self.result {
+            Ok(n) => {
+                tracing::debug!(partitions = n, "offsets committed");
+                METRICS.offset_commits.with_label_values(&["ok"]).inc();
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = e,
+                    "offset commit failed; will retry at the next interval"
+                );
+                METRICS.offset_commits.with_label_values(&["error"]).inc();
+            }
+        }
+    }
+}
+
+/// An error reported by the Kafka client (transport, broker, producer delivery).
+pub struct KafkaClientError<'a> {
+    pub kind: &'a str,
+    pub error: &'a str,
+}
+
+impl KafkaClientError<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(kind = self.kind, error = self.error, "kafka client error");
+        METRICS.kafka_errors.with_label_values(&[self.kind]).inc();
+    }
+}

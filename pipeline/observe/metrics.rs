@@ -1,0 +1,163 @@
+//! The metric catalogue. Names follow `sightline_<noun>_<unit>`; labels are bounded (topic,
+//! partition, event type, class, kind) and never carry a business key.
+//!
+//! Metrics live in one process-wide registry, so `/metrics` and the demo summary read the same
+//! numbers. The README's metrics list is checked against [`catalogue`] by a unit test.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::{LazyLock, Mutex};
+
+/// The registry all Sightline metrics are registered in.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// Every family name, recorded at registration (a family with no samples yet is not gathered).
+static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(name: &'static str, c: C) -> C {
+    REGISTRY
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    NAMES.lock().expect("names lock").push(name);
+    c
+}
+
+fn counter(name: &'static str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        name,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn gauge_vec(name: &'static str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        name,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn gauge(name: &'static str, help: &str) -> IntGauge {
+    register(name, IntGauge::new(name, help).expect("valid metric"))
+}
+
+fn histogram(name: &'static str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    register(name, HistogramVec::new(opts, labels).expect("valid metric"))
+}
+
+/// All of Sightline's own metrics.
+pub struct Metrics {
+    pub build_info: IntGaugeVec,
+    pub records_consumed: IntCounterVec,
+    pub events_consumed: IntCounterVec,
+    pub records_dead_lettered: IntCounterVec,
+    pub registry_errors: IntCounterVec,
+    pub kafka_errors: IntCounterVec,
+    pub rebalances: IntCounterVec,
+    pub offset_commits: IntCounterVec,
+    pub assigned_partitions: IntGauge,
+    pub ready: IntGauge,
+    pub batch_duration: HistogramVec,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    build_info: gauge_vec(
+        "sightline_build_info",
+        "Always 1; the version label says which Sightline runs.",
+        &["version"],
+    ),
+    records_consumed: counter(
+        "sightline_records_consumed_total",
+        "Kafka records read from input topics, good or bad.",
+        &["topic"],
+    ),
+    events_consumed: counter(
+        "sightline_events_consumed_total",
+        "Records decoded and mapped to a business event, by event type.",
+        &["topic", "event_type"],
+    ),
+    records_dead_lettered: counter(
+        "sightline_records_dead_lettered_total",
+        "Records sent to a dead-letter topic, by input topic and error class.",
+        &["topic", "class"],
+    ),
+    registry_errors: counter(
+        "sightline_registry_errors_total",
+        "Failed calls to the schema registry that will be retried (outage, timeout).",
+        &["kind"],
+    ),
+    kafka_errors: counter(
+        "sightline_kafka_errors_total",
+        "Errors reported by the Kafka client, by kind.",
+        &["kind"],
+    ),
+    rebalances: counter(
+        "sightline_rebalances_total",
+        "Consumer group rebalance callbacks, by kind (assign, revoke, error).",
+        &["kind"],
+    ),
+    offset_commits: counter(
+        "sightline_offset_commits_total",
+        "Input offset commits, by result (ok, error).",
+        &["result"],
+    ),
+    assigned_partitions: gauge(
+        "sightline_assigned_partitions",
+        "Input partitions currently assigned to this instance.",
+    ),
+    ready: gauge(
+        "sightline_ready",
+        "1 when /readyz answers 200: partitions assigned, state restored, registry reachable.",
+    ),
+    batch_duration: histogram(
+        "sightline_batch_duration_seconds",
+        "Time to process one batch of records, from poll to committed offsets.",
+        &["stage"],
+        vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ],
+    ),
+});
+
+/// Names of every metric family Sightline exports (for docs and dashboard checks).
+pub fn catalogue() -> Vec<&'static str> {
+    LazyLock::force(&METRICS);
+    let mut names = NAMES.lock().expect("names lock").clone();
+    names.sort_unstable();
+    names
+}
+/// Initialises the catalogue and sets the build info.
+pub fn init() {
+    METRICS
+        .build_info
+        .with_label_values(&[crate::VERSION])
+        .set(1);
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&REGISTRY.gather(), &mut buf)
+        .expect("text encoding never fails");
+    String::from_utf8(buf).expect("prometheus text is utf-8")
+}
+
+/// Sum of a counter family over all label values matching `filter` (used by the demo summary).
+pub fn counter_values(c: &IntCounterVec) -> Vec<(Vec<(String, String)>, u64)> {
+    use prometheus::core::Collector;
+    let mut out = Vec::new();
+    for mf in c.collect() {
+        for m in mf.get_metric() {
+            let labels = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name().to_string(), l.value().to_string()))
+                .collect();
+            out.push((labels, m.get_counter().get_value() as u64));
+        }
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! Topology files (topologies/*.yaml): what to read and how to see business events in it.
+//!
+//! A topology declares *sources*: a topic, its format, and where each part of the normalised
+//! event comes from (event type, correlation key, event id, event time, dimensions). Workflows
+//! and monitors are declared in the same files by later parts of the engine.
+
+pub mod source;
+
+pub use source::{Format, SourceSpec, TimeFormat, TimeSpec, ValueFrom};
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One topology file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// A problem in a topology file, with the line when it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.reason),
+            None => write!(f, "{}: {}", self.file, self.reason),
+        }
+    }
+}
+
+impl Topology {
+    pub fn parse(text: &str, file: &Path) -> Result<Topology, Vec<TopologyError>> {
+        let name = file.display().to_string();
+        let mut t: Topology = serde_yaml::from_str(text).map_err(|e| {
+            vec![TopologyError {
+                file: name.clone(),
+                line: e.location().map(|l| l.line()),
+                reason: e.to_string(),
+            }]
+        })?;
+        t.file = file.to_path_buf();
+        let errors: Vec<TopologyError> = t
+            .sources
+            .iter()
+            .flat_map(|s| s.validate())
+            .map(|reason| TopologyError {
+                file: name.clone(),
+                line: line_of(text, &reason.anchor),
+                reason: reason.message,
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The first line on which `anchor` appears (validation errors point at the offending name).
+fn line_of(text: &str, anchor: &str) -> Option<usize> {
+    if anchor.is_empty() {
+        return None;
+    }
+    text.lines().position(|l| l.contains(anchor)).map(|i| i + 1)
+}
+
+/// Expands files and directories (their `*.yaml` / `*.yml`, sorted) and loads every topology.
+/// All problems in all files are returned together.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Topology>, Vec<TopologyError>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            match std::fs::read_dir(p) {
+                Ok(rd) => {
+                    let mut found: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|f| {
+                            matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                        })
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(e) => errors.push(TopologyError {
+                    file: p.display().to_string(),
+                    line: None,
+                    reason: format!("cannot list the directory: {e}"),
+                }),
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => match Topology::parse(&text, &f) {
+                Ok(t) => out.push(t),
+                Err(e) => errors.extend(e),
+            },
+            Err(e) => errors.push(TopologyError {
+                file: f.display().to_string(),
+                line: None,
+                reason: format!("cannot read the topology file: {e}"),
+            }),
+        }
+    }
+    // Source names are how metrics and DLQ headers refer to a source: they must be unique.
+    let mut seen = std::collections::HashMap::new();
+    for t in &out {
+        for s in &t.sources {
+            if let Some(prev) = seen.insert(s.name.clone(), t.file.display().to_string()) {
+                errors.push(TopologyError {
+                    file: t.file.display().to_string(),
+                    line: None,
+                    reason: format!(
+                        "source `{}` is also declared in {prev}; source names must be unique",
+                        s.name
+                    ),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
