@@ -73,7 +73,7 @@ impl Engine {
                             }
                             Outcome::Shutdown => break,
                         }
-                        METRICS.batch_duration.with_label_values(&["record"]).observe(started.elapsed().as_secs_f64());
+                        METRICS.record_handling.with_label_values(&[msg.topic()]).observe(started.elapsed().as_secs_f64());
                     }
                     Err(e) => crate::observe::events::KafkaClientError { kind: "consume", error: &e.to_string() }.emit(),
                 },

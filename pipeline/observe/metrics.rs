@@ -13,14 +13,22 @@ use std::sync::{LazyLock, Mutex};
 /// The registry all Sightline metrics are registered in.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
-/// Every family name, recorded at registration (a family with no samples yet is not gathered).
-static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+/// Every family (name, help, labels), recorded at registration: a family with no samples yet
+/// is not gathered, but it is still part of the catalogue.
+type Family = (&'static str, String, Vec<String>);
+static NAMES: Mutex<Vec<Family>> = Mutex::new(Vec::new());
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(name: &'static str, c: C) -> C {
     REGISTRY
         .register(Box::new(c.clone()))
         .expect("metric registered once");
-    NAMES.lock().expect("names lock").push(name);
+    let desc = c.desc();
+    let help = desc.first().map(|d| d.help.clone()).unwrap_or_default();
+    let labels = desc
+        .first()
+        .map(|d| d.variable_labels.clone())
+        .unwrap_or_default();
+    NAMES.lock().expect("names lock").push((name, help, labels));
     c
 }
 
@@ -59,7 +67,7 @@ pub struct Metrics {
     pub offset_commits: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub ready: IntGauge,
-    pub batch_duration: HistogramVec,
+    pub record_handling: HistogramVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -111,10 +119,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "sightline_ready",
         "1 when /readyz answers 200: partitions assigned, state restored, registry reachable.",
     ),
-    batch_duration: histogram(
-        "sightline_batch_duration_seconds",
-        "Time to process one batch of records, from poll to committed offsets.",
-        &["stage"],
+    record_handling: histogram(
+        "sightline_record_handling_seconds",
+        "Time to handle one input record: decode, map, route, or dead-letter (acknowledged).",
+        &["topic"],
         vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         ],
@@ -124,9 +132,31 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
 /// Names of every metric family Sightline exports (for docs and dashboard checks).
 pub fn catalogue() -> Vec<&'static str> {
     LazyLock::force(&METRICS);
-    let mut names = NAMES.lock().expect("names lock").clone();
+    let mut names: Vec<&'static str> = NAMES
+        .lock()
+        .expect("names lock")
+        .iter()
+        .map(|n| n.0)
+        .collect();
     names.sort_unstable();
     names
+}
+
+/// The metrics list as a Markdown table (README.md embeds it; a test keeps them equal).
+pub fn reference_markdown() -> String {
+    LazyLock::force(&METRICS);
+    let mut rows = NAMES.lock().expect("names lock").clone();
+    rows.sort();
+    let mut out = String::from("| metric | labels | meaning |\n|---|---|---|\n");
+    for (name, help, labels) in rows {
+        let labels = if labels.is_empty() {
+            "—".to_string()
+        } else {
+            labels.join(", ")
+        };
+        out.push_str(&format!("| `{name}` | {labels} | {help} |\n"));
+    }
+    out
 }
 /// Initialises the catalogue and sets the build info.
 pub fn init() {

@@ -1,0 +1,178 @@
+//! Shared helpers of the integration tests: the real broker and registry started by
+//! `deploy/local/stack start`, unique names so tests run in parallel and re-run, and waiting on
+//! conditions with deadlines (never sleeping and hoping).
+#![allow(dead_code)]
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+pub fn bootstrap() -> String {
+    std::env::var("SIGHTLINE_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn registry_url() -> String {
+    std::env::var("SIGHTLINE_TEST_REGISTRY")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
+}
+
+const HOW_TO_START: &str = "Start the local stack first: `deploy/local/stack start` \
+(or run everything with `deploy/local/test`).";
+
+/// Fails the test, loudly, when the broker does not answer metadata requests.
+pub fn require_kafka() {
+    let addr = bootstrap();
+    let reachable = addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    assert!(
+        reachable,
+        "Kafka is not reachable at {addr}. {HOW_TO_START}"
+    );
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .create()
+        .expect("client");
+    c.fetch_metadata(None, Duration::from_secs(10))
+        .unwrap_or_else(|e| {
+            panic!("Kafka at {addr} does not answer metadata requests: {e}. {HOW_TO_START}")
+        });
+}
+
+/// Fails the test when the registry does not answer.
+pub fn require_registry() {
+    let url = format!("{}/subjects", registry_url());
+    let ok = std::process::Command::new("curl")
+        .args(["-fsS", "-o", "/dev/null", "--max-time", "5", &url])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "The schema registry is not reachable at {url}. {HOW_TO_START}"
+    );
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap());
+    c
+}
+
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client().create().expect("admin");
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    for r in admin
+        .create_topics(topics.iter(), &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        r.expect("topic created");
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads `topic` from the beginning (read_committed) until `n` records arrived or `timeout`
+/// passed; then keeps reading briefly to catch extras. Returns what was read.
+pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<Read> {
+    let c: BaseConsumer = client()
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("reader");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut settle: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if out.len() >= n {
+            let s = *settle.get_or_insert_with(|| Instant::now() + Duration::from_millis(1500));
+            if Instant::now() >= s {
+                break;
+            }
+        }
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            out.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// GET `url`; (status, body).
+pub async fn http_get(url: &str) -> Option<(u16, String)> {
+    let resp = reqwest::get(url).await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.text().await.ok()?))
+}

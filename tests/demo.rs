@@ -1,0 +1,68 @@
+//! The embedded demo end to end, in-process: exact counts from the seeded generator, and the
+//! HTTP endpoints answering while it runs.
+
+use sightline::demo::{self, generator, DemoOptions};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
+    let opts = DemoOptions {
+        orders: 300,
+        seconds: 3,
+        poison_every: 100,
+        http: "127.0.0.1:0".parse().unwrap(),
+        seed: 7,
+    };
+    let plan = generator::generate(opts.seed, opts.orders, 0, opts.poison_every);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The mock cluster is not Send: run the demo on this task, and look at HTTP beside it.
+    let look = async {
+        let addr = rx.await.expect("the demo serves HTTP");
+        for path in ["/healthz", "/metrics"] {
+            let resp = reqwest::get(format!("http://{addr}{path}"))
+                .await
+                .expect("answers");
+            assert_eq!(resp.status().as_u16(), 200, "{path}");
+        }
+        let readyz = reqwest::get(format!("http://{addr}/readyz"))
+            .await
+            .expect("answers");
+        assert!([200, 503].contains(&readyz.status().as_u16()));
+        let metrics = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("sightline_build_info"), "{metrics}");
+    };
+    let (report, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(demo::run(opts, Some(tx)), look)
+    })
+    .await
+    .expect("demo ends within 60 s");
+    let report = report.expect("demo succeeds");
+    let mut events = BTreeMap::new();
+    let mut poison = BTreeMap::new();
+    for r in &plan {
+        match (r.event_type, r.poison) {
+            (Some(t), _) => {
+                *events
+                    .entry((r.topic.to_string(), t.to_string()))
+                    .or_insert(0u64) += 1
+            }
+            (_, Some(c)) => {
+                *poison
+                    .entry((r.topic.to_string(), c.to_string()))
+                    .or_insert(0u64) += 1
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(report.produced, plan.len());
+    assert_eq!(report.summary.records_consumed() as usize, plan.len());
+    assert_eq!(report.summary.events, events);
+    assert_eq!(report.summary.dead_lettered, poison);
+    assert_eq!(poison.values().sum::<u64>(), 12);
+}

@@ -1,0 +1,217 @@
+//! `sightline run` as a process against the real broker: it serves /healthz, /readyz and
+//! /metrics, counts good events, dead-letters bad records with their provenance (bytes
+//! untouched), and stops cleanly on SIGTERM.
+
+mod common;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Sightline(Child);
+
+impl Drop for Sightline {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn run_serves_health_counts_events_and_dead_letters_bad_records() {
+    common::require_kafka();
+    let src = common::unique("orders");
+    common::create_topics(&[&src], 2).await;
+    let dir = std::env::temp_dir().join(common::unique("sightline-run"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("topology.yaml"),
+        format!(
+            "name: t\nsources:\n  - name: orders\n    topic: {src}\n    format: json\n    event_type: {{ field: type }}\n    \
+             key: {{ field: order_id }}\n    event_time: {{ field: at }}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let out = common::unique("out");
+    std::fs::write(
+        dir.join("sightline.toml"),
+        format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\ngroup_id = \"{}\"\ncommit_interval_ms = 100\n[kafka.topics]\npartitions = 1\nreplication_factor = 1\n\
+             [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\n\
+             drift = \"{out}.drift\"\nlag = \"{out}.lag\"\n[topologies]\npaths = [\"topology.yaml\"]\n",
+            common::bootstrap(),
+            common::unique("group"),
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("sightline.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(dir.join("sightline.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("sightline starts");
+    let mut sl = Sightline(child);
+    let base = format!("http://127.0.0.1:{port}");
+
+    let (status, body) = common::wait_for("/healthz", Duration::from_secs(30), async || {
+        common::http_get(&format!("{base}/healthz")).await
+    })
+    .await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let body = common::wait_for(
+        "/readyz to say ready",
+        Duration::from_secs(60),
+        async || {
+            common::http_get(&format!("{base}/readyz"))
+                .await
+                .filter(|(s, _)| *s == 200)
+                .map(|(_, b)| b)
+        },
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"ready": true, "assigned": true, "restored": true, "registry_reachable": true})
+    );
+
+    let producer: FutureProducer = common::client().create().unwrap();
+    let good = |i: usize| {
+        format!(r#"{{"type":"order_confirmed","order_id":"O-{i}","at":"2026-11-23T10:00:00Z"}}"#)
+    };
+    let bad: [(&str, &[u8], &str); 2] = [
+        ("k-bad-1", b"\xff\x00 not json", "invalid_json"),
+        (
+            "k-bad-2",
+            br#"{"type":"order_confirmed","at":"2026-11-23T10:00:00Z"}"#,
+            "missing_key",
+        ),
+    ];
+    for i in 0..3 {
+        let v = good(i);
+        producer
+            .send(
+                FutureRecord::to(&src).partition(0).key("k").payload(&v),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let mut bad_offsets = Vec::new();
+    for (key, value, _) in &bad {
+        let d = producer
+            .send(
+                FutureRecord::to(&src)
+                    .partition(1)
+                    .key(*key)
+                    .payload(*value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        bad_offsets.push((d.partition, d.offset));
+    }
+
+    let dlq = common::read_topic(&format!("{src}.dlq"), 2, Duration::from_secs(60));
+    assert_eq!(
+        dlq.len(),
+        2,
+        "exactly the two bad records are dead-lettered: {dlq:?}"
+    );
+    for (i, ((key, value, class), (p, o))) in bad.iter().zip(&bad_offsets).enumerate() {
+        let r = dlq
+            .iter()
+            .find(|r| r.key.as_deref() == Some(key.as_bytes()))
+            .expect("dead letter present");
+        assert_eq!(
+            r.value.as_deref(),
+            Some(*value),
+            "value bytes untouched ({i})"
+        );
+        assert_eq!(r.header("sightline.original.topic"), Some(src.as_str()));
+        assert_eq!(
+            r.header("sightline.original.partition"),
+            Some(p.to_string().as_str())
+        );
+        assert_eq!(
+            r.header("sightline.original.offset"),
+            Some(o.to_string().as_str())
+        );
+        assert_eq!(r.header("sightline.error.class"), Some(*class));
+        assert_eq!(r.header("sightline.version"), Some(sightline::VERSION));
+        assert!(r
+            .header("sightline.original.timestamp")
+            .is_some_and(|t| t.parse::<i64>().is_ok()));
+        assert!(r
+            .header("sightline.failed.at")
+            .is_some_and(|t| t.parse::<i64>().is_ok()));
+        assert!(r
+            .header("sightline.error.message")
+            .is_some_and(|m| !m.is_empty()));
+    }
+
+    let want = format!(
+        "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{src}\"}} 3"
+    );
+    let metrics = common::wait_for(
+        "3 events in /metrics",
+        Duration::from_secs(30),
+        async || {
+            common::http_get(&format!("{base}/metrics"))
+                .await
+                .map(|(_, b)| b)
+                .filter(|b| b.contains(&want))
+        },
+    )
+    .await;
+    assert!(metrics.contains(&format!(
+        "sightline_records_dead_lettered_total{{class=\"invalid_json\",topic=\"{src}\"}} 1"
+    )));
+    assert!(metrics.contains(&format!(
+        "sightline_records_dead_lettered_total{{class=\"missing_key\",topic=\"{src}\"}} 1"
+    )));
+    assert!(metrics.contains(&format!(
+        "sightline_build_info{{version=\"{}\"}} 1",
+        sightline::VERSION
+    )));
+
+    // SIGTERM: commit and exit 0, promptly.
+    let pid = sl.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = sl.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sightline did not exit within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let logs = std::fs::read_to_string(dir.join("sightline.log")).unwrap();
+    assert!(
+        logs.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "--log-format json logs JSON lines:\n{logs}"
+    );
+    assert!(
+        logs.contains("\"offset\":") && logs.contains("record dead-lettered"),
+        "dead-letter logs carry coordinates:\n{logs}"
+    );
+}
