@@ -13,13 +13,17 @@
 
 pub mod cli;
 pub mod config;
+pub mod contracts;
 pub mod deadletter;
 pub mod demo;
+pub mod detectors;
 pub mod engine;
 pub mod ingest;
 pub mod kafka;
 pub mod observe;
+pub mod outputs;
 pub mod registry;
+pub mod state;
 pub mod topology;
 
 /// The version stamped on dead-letter records and `sightline_build_info`.

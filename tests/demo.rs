@@ -65,4 +65,55 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
     assert_eq!(report.summary.events, events);
     assert_eq!(report.summary.dead_lettered, poison);
     assert_eq!(poison.values().sum::<u64>(), 12);
+
+    // The two mid-run schema changes: one drift event each, one alert for the incompatible one.
+    let drift: Vec<(String, String, String)> = report
+        .summary
+        .drift_records
+        .iter()
+        .map(|d| {
+            (
+                d["drift_id"].as_str().unwrap().to_string(),
+                d["verdict"].as_str().unwrap().to_string(),
+                d["violations"].to_string(),
+            )
+        })
+        .collect();
+    let mut drift = drift;
+    drift.sort();
+    assert_eq!(
+        drift,
+        vec![
+            (
+                "json:finance.payments:currency:unknown_field".to_string(),
+                "COMPATIBLE".to_string(),
+                r#"[{"field":"currency","kind":"UNKNOWN_FIELD"}]"#.to_string()
+            ),
+            (
+                "json:warehouse.shipments:carrier:wrong_type".to_string(),
+                "INCOMPATIBLE".to_string(),
+                r#"[{"field":"carrier","kind":"WRONG_TYPE"}]"#.to_string()
+            ),
+        ]
+    );
+    let alerts: Vec<(&str, &str, &str)> = report
+        .summary
+        .alert_records
+        .iter()
+        .map(|a| {
+            (
+                a["dedupe_id"].as_str().unwrap(),
+                a["kind"].as_str().unwrap(),
+                a["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alerts,
+        vec![(
+            "schema/json:warehouse.shipments:carrier:wrong_type",
+            "schema_incompatible",
+            "FIRING"
+        )]
+    );
 }

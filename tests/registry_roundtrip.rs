@@ -86,7 +86,7 @@ async fn avro_record_round_trips_through_registry_kafka_and_sightline_consumer()
         Some((Arc::new(AvroDecoder::new(settings)), health.clone())),
     )
     .unwrap();
-    let doc = decoder.decode(msg.payload()).await.expect("decoded");
+    let doc = decoder.decode(msg.payload()).await.expect("decoded").doc;
     assert_eq!(
         doc,
         serde_json::json!({

@@ -81,6 +81,15 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, poison_every: usize) ->
                 "occurred_at": iso(t0 + rng.random_range(3_600_000..86_400_000)), "amount": amount}),
             ),
         ];
+        // Mid-run, two producers change what they write: payments gain a `currency` field (a
+        // compatible change), and later the warehouse sends carrier codes as numbers (incompatible).
+        let mut steps = steps;
+        if i >= orders / 3 {
+            steps[1].2["currency"] = json!("EUR");
+        }
+        if i >= 2 * orders / 3 {
+            steps[2].2["carrier"] = json!(rng.random_range(1..4));
+        }
         for (topic, event_type, value) in steps {
             out.push(GenRecord {
                 topic,

@@ -22,6 +22,26 @@ use tokio::sync::watch;
 /// The order-to-cash topology the demo runs (the same file as in topologies/).
 pub const TOPOLOGY: &str = include_str!("../../topologies/order-to-cash.yaml");
 
+/// The contracts it names (the same files as in schemas/), written to a temporary schemas dir.
+const CONTRACTS: [(&str, &str); 4] = [
+    (
+        "order-to-cash/order_confirmed.avsc",
+        include_str!("../../schemas/order-to-cash/order_confirmed.avsc"),
+    ),
+    (
+        "order-to-cash/payment_captured.avsc",
+        include_str!("../../schemas/order-to-cash/payment_captured.avsc"),
+    ),
+    (
+        "order-to-cash/shipment_dispatched.avsc",
+        include_str!("../../schemas/order-to-cash/shipment_dispatched.avsc"),
+    ),
+    (
+        "order-to-cash/invoice_posted.avsc",
+        include_str!("../../schemas/order-to-cash/invoice_posted.avsc"),
+    ),
+];
+
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub orders: usize,
@@ -63,13 +83,20 @@ pub async fn run(
     let bootstrap = mock.bootstrap_servers();
     println!("demo: in-process Kafka cluster at {bootstrap}");
 
-    let state = std::env::temp_dir().join(format!("sightline-demo-{}", std::process::id()));
+    let work = std::env::temp_dir().join(format!("sightline-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    for (name, text) in CONTRACTS {
+        let path = work.join("schemas").join(name);
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        std::fs::write(&path, text)?;
+    }
     let cfg_text = format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"sightline-demo\"\ncommit_interval_ms = 200\n\
          [kafka.topics]\npartitions = 3\nreplication_factor = 1\n[state]\ndir = \"{}\"\n[http]\nbind = \"{}\"\n\
-         [topologies]\npaths = []\n",
-        state.display(),
-        opts.http
+         [topologies]\npaths = []\n[schemas]\ndir = \"{}\"\n",
+        work.join("state").display(),
+        opts.http,
+        work.join("schemas").display()
     );
     let cfg = Config::from_str_with_env(&cfg_text, "<demo>", Path::new("."), &[])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -182,12 +209,44 @@ pub async fn run(
     let _ = stop_tx.send(true);
     engine_task.await.context("engine task")??;
     http_task.abort();
-    let _ = std::fs::remove_dir_all(&state);
-    let summary = Summary::read();
+    let mut summary = Summary::read();
+    // What a data engineer subscribed to the outputs sees.
+    let drift_count = summary.drift_events.values().sum::<u64>() as usize;
+    let alert_count = summary.alerts.values().sum::<u64>() as usize;
+    summary.drift_records = read_outputs(&bootstrap, &cfg.outputs.drift, drift_count)?;
+    summary.alert_records = read_outputs(&bootstrap, &cfg.outputs.alerts, alert_count)?;
+    drop(producer);
+    drop(mock);
+    let _ = std::fs::remove_dir_all(&work);
     Ok(DemoReport {
         produced,
         summary,
         http: bound,
         elapsed: started.elapsed(),
     })
+}
+
+/// Reads `n` JSON records from an output topic of the mock cluster (10 s at most).
+fn read_outputs(bootstrap: &str, topic: &str, n: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("demo-reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    c.subscribe(&[topic])?;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            if let Some(v) = m.payload().and_then(|p| serde_json::from_slice(p).ok()) {
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -13,6 +13,14 @@ pub struct Summary {
     pub dead_lettered: BTreeMap<(String, String), u64>,
     /// topic -> records read.
     pub consumed: BTreeMap<String, u64>,
+    /// (topic, verdict) -> drift events.
+    pub drift_events: BTreeMap<(String, String), u64>,
+    /// (kind, status) -> alerts.
+    pub alerts: BTreeMap<(String, String), u64>,
+    /// The drift records as read back from the drift topic.
+    pub drift_records: Vec<serde_json::Value>,
+    /// The alert records as read back from the alerts topic.
+    pub alert_records: Vec<serde_json::Value>,
 }
 
 fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
@@ -38,6 +46,14 @@ impl Summary {
         }
         for (l, v) in counter_values(&METRICS.records_consumed) {
             s.consumed.insert(label(&l, "topic").into(), v);
+        }
+        for (l, v) in counter_values(&METRICS.drift_events) {
+            s.drift_events
+                .insert((label(&l, "topic").into(), label(&l, "verdict").into()), v);
+        }
+        for (l, v) in counter_values(&METRICS.alerts_emitted) {
+            s.alerts
+                .insert((label(&l, "kind").into(), label(&l, "status").into()), v);
         }
         s
     }
@@ -98,6 +114,46 @@ impl Summary {
                 "total",
                 "",
                 self.dead_lettered_total()
+            );
+        }
+        let _ = writeln!(out, "\nSchema drift (as read back from the drift topic)");
+        if self.drift_records.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
+        let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+        for d in &self.drift_records {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<22} {}",
+                s(&d["verdict"]),
+                s(&d["topic"]),
+                s(&d["drift_id"])
+            );
+            for v in d["violations"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "      field {:<16} {}", s(&v["field"]), s(&v["kind"]));
+            }
+            for c in d["diff_vs_previous"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "      field {:<16} {} ({} -> {})",
+                    s(&c["path"]),
+                    s(&c["change"]),
+                    s(&c["before"]),
+                    s(&c["after"])
+                );
+            }
+        }
+        let _ = writeln!(out, "\nAlerts (as read back from the alerts topic)");
+        if self.alert_records.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
+        for a in &self.alert_records {
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<8} {}",
+                s(&a["status"]),
+                s(&a["severity"]),
+                s(&a["summary"])
             );
         }
         out

@@ -8,14 +8,19 @@
 
 pub mod setup;
 
+use crate::contracts::json::ViolationKind;
 use crate::deadletter::{self, DeadLetter};
+use crate::detectors::drift::{AvroSighting, DriftDetector, DriftOutcome};
 use crate::ingest::{Event, RawRecord, Rejection, SourceIngest};
 use crate::kafka::PipelineConsumer;
 use crate::observe::events::{
-    EventMapped, OffsetsCommitted, RecordConsumed, RegistryRecovered, RegistryUnavailable,
+    ContractViolated, EventMapped, OffsetsCommitted, RecordConsumed, RegistryRecovered,
+    RegistryUnavailable,
 };
 use crate::observe::health::Health;
 use crate::observe::metrics::METRICS;
+use crate::outputs::Encoders;
+use crate::state::Store;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
@@ -25,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Receives every event the engine maps (the detectors, in later stages; tests and the demo).
-pub trait EventSink: Send {
+pub trait EventSink: Send + Sync {
     fn on_event(&mut self, event: &Event);
 }
 
@@ -44,6 +49,9 @@ pub struct Engine {
     pub health: Arc<Health>,
     pub commit_interval: Duration,
     pub sink: Box<dyn EventSink>,
+    pub drift: DriftDetector,
+    pub store: Store,
+    pub encoders: Encoders,
 }
 
 enum Outcome {
@@ -130,42 +138,13 @@ impl Engine {
         };
         let mut backoff = Duration::from_millis(200);
         let mut outage = false;
-        loop {
-            match source.ingest(&rec).await {
-                Ok(event) => {
-                    if outage {
-                        RegistryRecovered.emit();
-                    }
-                    EventMapped {
-                        topic,
-                        event_type: &event.event_type,
-                    }
-                    .emit();
-                    self.sink.on_event(&event);
-                    return Outcome::Done;
-                }
+        let decoded = loop {
+            match source.decoder.decode(rec.value).await {
+                Ok(d) => break d,
                 Err(Rejection::Bad { class, message }) => {
-                    let dl = DeadLetter {
-                        dead_letter_topic: source.dead_letter_topic.clone(),
-                        key: rec.key.map(<[u8]>::to_vec),
-                        value: rec.value.map(<[u8]>::to_vec),
-                        original_headers: headers
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
-                            .collect(),
-                        topic: topic.to_string(),
-                        partition: rec.partition,
-                        offset: rec.offset,
-                        timestamp_ms: rec.timestamp_ms,
-                        class,
-                        message,
-                        failed_at_ms: chrono::Utc::now().timestamp_millis(),
-                    };
-                    return if deadletter::send::send(&self.producer, &dl, shutdown).await {
-                        Outcome::Done
-                    } else {
-                        Outcome::Shutdown
-                    };
+                    return self
+                        .dead_letter(topic, &rec, &headers, class, message, shutdown)
+                        .await;
                 }
                 Err(Rejection::Transient { message }) => {
                     outage = true;
@@ -184,6 +163,125 @@ impl Engine {
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
+        };
+        if outage {
+            RegistryRecovered.emit();
+        }
+
+        // A record that cannot be mapped is poison: dead-lettered, not counted as drift.
+        let event = match source.mapper.map(&decoded.doc, &rec) {
+            Ok(event) => event,
+            Err(Rejection::Bad { class, message }) => {
+                return self
+                    .dead_letter(topic, &rec, &headers, class, message, shutdown)
+                    .await;
+            }
+            Err(Rejection::Transient { .. }) => unreachable!("mapping does no I/O"),
+        };
+
+        // Contract and drift: at most one drift event per new writer schema or violation kind.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let outcome = match (&decoded.writer, &source.contract) {
+            (Some(writer), contract) => {
+                if self.drift.knows(topic, writer.id) {
+                    DriftOutcome::default()
+                } else {
+                    let previous = match self.drift.last_id(topic) {
+                        Some(id) => source.decoder.schema(id).await,
+                        None => None,
+                    };
+                    self.drift.observe_avro(&AvroSighting {
+                        source: &source.name,
+                        topic,
+                        schema_id: writer.id,
+                        writer: &writer.parsed,
+                        subject: writer.subject.clone(),
+                        version: writer.version,
+                        previous: previous.as_ref().map(|p| &p.parsed),
+                        contract: contract.as_ref(),
+                        now_ms,
+                    })
+                }
+            }
+            (None, Some(contract)) => {
+                let violations = crate::contracts::json::check(&decoded.doc, &contract.schema);
+                for v in &violations {
+                    let field = if v.kind == ViolationKind::UnknownField {
+                        "_unknown_"
+                    } else {
+                        v.field.as_str()
+                    };
+                    ContractViolated {
+                        topic,
+                        field,
+                        kind: v.kind.as_str(),
+                    }
+                    .emit();
+                }
+                self.drift
+                    .observe_json(&source.name, topic, contract, &violations, now_ms)
+            }
+            (None, None) => DriftOutcome::default(),
+        };
+        if !outcome.outputs.is_empty()
+            && !crate::outputs::send::send_all(
+                &self.producer,
+                &self.encoders,
+                &outcome.outputs,
+                shutdown,
+            )
+            .await
+        {
+            return Outcome::Shutdown;
+        }
+        if !outcome.remember.is_empty() {
+            if let Err(e) = self
+                .store
+                .put_all(crate::state::CF_SCHEMAS, &outcome.remember)
+            {
+                tracing::error!(error = %e, topic, "could not persist drift knowledge; it may be announced again after a restart");
+            }
+        }
+
+        EventMapped {
+            topic,
+            event_type: &event.event_type,
+        }
+        .emit();
+        self.sink.on_event(&event);
+        Outcome::Done
+    }
+
+    async fn dead_letter(
+        &self,
+        topic: &str,
+        rec: &RawRecord<'_>,
+        headers: &[(&str, Option<&[u8]>)],
+        class: crate::deadletter::ErrorClass,
+        message: String,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let source = &self.sources[topic];
+        let dl = DeadLetter {
+            dead_letter_topic: source.dead_letter_topic.clone(),
+            key: rec.key.map(<[u8]>::to_vec),
+            value: rec.value.map(<[u8]>::to_vec),
+            original_headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
+            topic: topic.to_string(),
+            partition: rec.partition,
+            offset: rec.offset,
+            timestamp_ms: rec.timestamp_ms,
+            class,
+            message,
+            failed_at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        if deadletter::send::send(&self.producer, &dl, shutdown).await {
+            Outcome::Done
+        } else {
+            Outcome::Shutdown
         }
     }
 }

@@ -3,10 +3,14 @@
 
 use super::{Discard, Engine, EventSink};
 use crate::config::Config;
+use crate::contracts::Contract;
+use crate::detectors::drift::DriftDetector;
 use crate::ingest::{Decoder, Mapper, SourceIngest};
 use crate::kafka::admin::{ensure_topics, TopicSpec};
 use crate::kafka::{client_config, create_consumer, create_producer};
 use crate::observe::health::Health;
+use crate::outputs::Encoders;
+use crate::state::Store;
 use crate::topology::{Format, Topology};
 use anyhow::Context;
 use rdkafka::consumer::Consumer;
@@ -68,7 +72,14 @@ pub async fn build(
         ensure_topics(&base, &output_topics(cfg, topologies)).await?;
     }
 
-    let registry = match crate::registry::settings(cfg)? {
+    let registry_settings = crate::registry::settings(cfg)?;
+    let encoders = match &registry_settings {
+        Some(settings) => {
+            Encoders::new(&cfg.outputs.alerts, &cfg.outputs.drift, Some(settings)).await?
+        }
+        None => Encoders::json(&cfg.outputs.alerts, &cfg.outputs.drift),
+    };
+    let registry = match registry_settings {
         Some(settings) => {
             let ok = crate::registry::reachable(cfg).await;
             health.set_registry_ok(ok);
@@ -93,10 +104,20 @@ pub async fn build(
                     s.name
                 );
             }
+            let contract = match &s.contract {
+                Some(name) => Some(
+                    Contract::load(&cfg.resolve(&cfg.schemas.dir), name).map_err(|e| {
+                        anyhow::anyhow!("{}: source `{}`: {e}", t.file.display(), s.name)
+                    })?,
+                ),
+                None => None,
+            };
             let ingest = SourceIngest {
+                name: s.name.clone(),
                 decoder,
                 mapper: Mapper::new(s),
                 dead_letter_topic: s.dead_letter_topic(&cfg.outputs.dead_letter_suffix),
+                contract,
             };
             if sources.insert(s.topic.clone(), ingest).is_some() {
                 anyhow::bail!(
@@ -120,7 +141,11 @@ pub async fn build(
         .context("subscribing to the source topics")?;
     tracing::info!(topics = %topics.join(","), group = %cfg.kafka.group_id, "subscribed");
     let producer = create_producer(&base).context("creating the Kafka producer")?;
-    // No local state to restore yet.
+    let state_dir = cfg.resolve(&cfg.state.dir);
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
+    let store = Store::open(&state_dir)?;
+    let drift = DriftDetector::restore(&store.scan_prefix(crate::state::CF_SCHEMAS, b"")?);
     health.set_restored(true);
 
     Ok(Engine {
@@ -130,5 +155,8 @@ pub async fn build(
         health,
         commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
         sink: opts.sink.unwrap_or_else(|| Box::new(Discard)),
+        drift,
+        store,
+        encoders,
     })
 }

@@ -5,7 +5,14 @@ use crate::deadletter::ErrorClass;
 use crate::observe::health::Health;
 use crate::topology::Format;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::avro_common::AvroSchema;
 use std::sync::Arc;
+
+/// A decoded record: the document, and for Avro the writer schema it was written with.
+pub struct Decoded {
+    pub doc: serde_json::Value,
+    pub writer: Option<Arc<AvroSchema>>,
+}
 
 pub enum Decoder {
     Json,
@@ -27,7 +34,7 @@ impl Decoder {
         }
     }
 
-    pub async fn decode(&self, value: Option<&[u8]>) -> Result<serde_json::Value, Rejection> {
+    pub async fn decode(&self, value: Option<&[u8]>) -> Result<Decoded, Rejection> {
         let bytes = match value {
             Some(b) if !b.is_empty() => b,
             _ => {
@@ -38,8 +45,16 @@ impl Decoder {
             }
         };
         match self {
-            Decoder::Json => decode_json(bytes),
+            Decoder::Json => decode_json(bytes).map(|doc| Decoded { doc, writer: None }),
             Decoder::Avro { decoder, health } => decode_avro(decoder, health, bytes).await,
+        }
+    }
+
+    /// A writer schema by id (cached by the decoder); None for JSON or when the registry fails.
+    pub async fn schema(&self, id: u32) -> Option<Arc<AvroSchema>> {
+        match self {
+            Decoder::Json => None,
+            Decoder::Avro { decoder, .. } => decoder.get_schema(id).await.ok(),
         }
     }
 }
@@ -77,12 +92,15 @@ async fn decode_avro(
     decoder: &AvroDecoder,
     health: &Health,
     bytes: &[u8],
-) -> Result<serde_json::Value, Rejection> {
+) -> Result<Decoded, Rejection> {
     let id = schema_id(bytes)?;
     // The schema first, so that "registry down" and "no such schema" are told apart from a
     // corrupt body. The decoder caches schemas; this costs nothing after the first record.
-    match decoder.get_schema(id).await {
-        Ok(_) => health.set_registry_ok(true),
+    let writer = match decoder.get_schema(id).await {
+        Ok(schema) => {
+            health.set_registry_ok(true);
+            schema
+        }
         Err(e) if e.retriable => {
             health.set_registry_ok(false);
             return Err(Rejection::Transient {
@@ -99,7 +117,7 @@ async fn decode_avro(
                 format!("schema id {id} is not known to the registry: {}", e.error),
             ));
         }
-    }
+    };
     let decoded = decoder.decode(Some(bytes)).await.map_err(|e| {
         Rejection::bad(
             ErrorClass::AvroDecodeFailed,
@@ -109,10 +127,14 @@ async fn decode_avro(
             ),
         )
     })?;
-    serde_json::Value::try_from(decoded.value).map_err(|e| {
+    let doc = serde_json::Value::try_from(decoded.value).map_err(|e| {
         Rejection::bad(
             ErrorClass::AvroDecodeFailed,
             format!("the Avro value has no JSON form: {e}"),
         )
+    })?;
+    Ok(Decoded {
+        doc,
+        writer: Some(writer),
     })
 }

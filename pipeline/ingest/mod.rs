@@ -9,7 +9,7 @@ pub mod decode;
 pub mod event;
 pub mod map;
 
-pub use decode::Decoder;
+pub use decode::{Decoded, Decoder};
 pub use event::{Coordinates, Event};
 pub use map::Mapper;
 
@@ -45,16 +45,11 @@ pub struct RawRecord<'a> {
     pub headers: &'a [(&'a str, Option<&'a [u8]>)],
 }
 
-/// Decoding and mapping for one source.
+/// Decoding, contract and mapping for one source.
 pub struct SourceIngest {
+    pub name: String,
     pub decoder: Decoder,
     pub mapper: Mapper,
     pub dead_letter_topic: String,
-}
-
-impl SourceIngest {
-    pub async fn ingest(&self, rec: &RawRecord<'_>) -> Result<Event, Rejection> {
-        let doc = self.decoder.decode(rec.value).await?;
-        self.mapper.map(&doc, rec)
-    }
+    pub contract: Option<crate::contracts::Contract>,
 }

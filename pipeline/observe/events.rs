@@ -153,3 +153,79 @@ impl KafkaClientError<'_> {
         METRICS.kafka_errors.with_label_values(&[self.kind]).inc();
     }
 }
+
+/// A schema drift event was written.
+pub struct DriftDetected<'a> {
+    pub topic: &'a str,
+    pub drift_id: &'a str,
+    pub verdict: &'a str,
+}
+
+impl DriftDetected<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            topic = self.topic,
+            drift_id = self.drift_id,
+            verdict = self.verdict,
+            "schema drift"
+        );
+        METRICS
+            .drift_events
+            .with_label_values(&[self.topic, self.verdict])
+            .inc();
+    }
+}
+
+/// A JSON record broke its contract (counted; the drift detector decides whether it is news).
+pub struct ContractViolated<'a> {
+    pub topic: &'a str,
+    pub field: &'a str,
+    pub kind: &'a str,
+}
+
+impl ContractViolated<'_> {
+    pub fn emit(&self) {
+        METRICS
+            .contract_violations
+            .with_label_values(&[self.topic, self.field, self.kind])
+            .inc();
+    }
+}
+
+/// An alert was written.
+pub struct AlertEmitted<'a> {
+    pub dedupe_id: &'a str,
+    pub kind: &'a str,
+    pub status: &'a str,
+    pub summary: &'a str,
+}
+
+impl AlertEmitted<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            dedupe_id = self.dedupe_id,
+            kind = self.kind,
+            status = self.status,
+            summary = self.summary,
+            "alert"
+        );
+        METRICS
+            .alerts_emitted
+            .with_label_values(&[self.kind, self.status])
+            .inc();
+    }
+}
+
+/// An output record was acknowledged by the broker.
+pub struct OutputProduced<'a> {
+    pub topic: &'a str,
+}
+
+impl OutputProduced<'_> {
+    pub fn emit(&self) {
+        METRICS
+            .outputs_produced
+            .with_label_values(&[self.topic])
+            .inc();
+    }
+}

@@ -65,12 +65,17 @@ pub struct Metrics {
     pub kafka_errors: IntCounterVec,
     pub rebalances: IntCounterVec,
     pub offset_commits: IntCounterVec,
+    pub drift_events: IntCounterVec,
+    pub contract_violations: IntCounterVec,
+    pub alerts_emitted: IntCounterVec,
+    pub outputs_produced: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub ready: IntGauge,
     pub record_handling: HistogramVec,
 }
 
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    Metrics {
     build_info: gauge_vec(
         "sightline_build_info",
         "Always 1; the version label says which Sightline runs.",
@@ -111,6 +116,26 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "Input offset commits, by result (ok, error).",
         &["result"],
     ),
+    drift_events: counter(
+        "sightline_schema_drift_events_total",
+        "Schema drift events emitted, by topic and verdict (compatible, incompatible).",
+        &["topic", "verdict"],
+    ),
+    contract_violations: counter(
+        "sightline_contract_violations_total",
+        "JSON records that break their contract, by field and kind; unknown fields count under field=\"_unknown_\".",
+        &["topic", "field", "kind"],
+    ),
+    alerts_emitted: counter(
+        "sightline_alerts_emitted_total",
+        "Alert records written, by kind and status (firing, resolved).",
+        &["kind", "status"],
+    ),
+    outputs_produced: counter(
+        "sightline_outputs_produced_total",
+        "Records written to output topics and acknowledged, by topic.",
+        &["topic"],
+    ),
     assigned_partitions: gauge(
         "sightline_assigned_partitions",
         "Input partitions currently assigned to this instance.",
@@ -127,6 +152,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         ],
     ),
+}
 });
 
 /// Names of every metric family Sightline exports (for docs and dashboard checks).

@@ -22,6 +22,9 @@ pub struct SourceSpec {
     /// Bounded labels: label name -> field path.
     #[serde(default)]
     pub dimensions: std::collections::BTreeMap<String, String>,
+    /// The contract: an Avro record schema file, relative to `schemas.dir`.
+    #[serde(default)]
+    pub contract: Option<String>,
     /// Dead-letter topic; default `<topic><outputs.dead_letter_suffix>`.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,

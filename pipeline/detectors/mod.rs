@@ -1,0 +1,7 @@
+//! Detectors: pure state machines, `(state, input, clock) -> (state', outputs)`. They know
+//! nothing of Kafka, RocksDB or tokio; the engine feeds them and persists what they ask it to
+//! remember.
+//!
+//! - [`drift`]: writer schemas that change, or JSON that breaks its contract.
+
+pub mod drift;

@@ -1,0 +1,189 @@
+//! Output encoding. With a registry, each output topic's contract is registered under
+//! `<topic>-value` at start and records are Confluent-framed Avro; without one (the demo), they
+//! are JSON objects of the same shape.
+
+use super::Output;
+use anyhow::Context;
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+
+pub const ALERT_SCHEMA: &str = include_str!("../../schemas/sightline/alert.avsc");
+pub const DRIFT_SCHEMA: &str = include_str!("../../schemas/sightline/schema_drift.avsc");
+
+enum Encoding {
+    Json,
+    Avro { schema: Schema, id: u32 },
+}
+
+struct Target {
+    topic: String,
+    encoding: Encoding,
+}
+
+pub struct Encoders {
+    alerts: Target,
+    drift: Target,
+}
+
+async fn target(
+    topic: &str,
+    schema: &str,
+    registry: Option<&SrSettings>,
+) -> anyhow::Result<Target> {
+    let encoding = match registry {
+        None => Encoding::Json,
+        Some(settings) => {
+            let id = crate::registry::register_avro(settings, &format!("{topic}-value"), schema)
+                .await
+                .with_context(|| format!("registering the output contract of `{topic}`"))?;
+            Encoding::Avro {
+                schema: Schema::parse_str(schema).expect("shipped schemas parse (tested)"),
+                id,
+            }
+        }
+    };
+    Ok(Target {
+        topic: topic.to_string(),
+        encoding,
+    })
+}
+
+impl Encoders {
+    /// Registers the output contracts when a registry is configured.
+    pub async fn new(
+        alerts: &str,
+        drift: &str,
+        registry: Option<&SrSettings>,
+    ) -> anyhow::Result<Self> {
+        Ok(Encoders {
+            alerts: target(alerts, ALERT_SCHEMA, registry).await?,
+            drift: target(drift, DRIFT_SCHEMA, registry).await?,
+        })
+    }
+
+    /// JSON everywhere (no registry).
+    pub fn json(alerts: &str, drift: &str) -> Self {
+        Encoders {
+            alerts: Target {
+                topic: alerts.into(),
+                encoding: Encoding::Json,
+            },
+            drift: Target {
+                topic: drift.into(),
+                encoding: Encoding::Json,
+            },
+        }
+    }
+
+    /// (topic, key, value) for an output.
+    pub fn encode(&self, out: &Output) -> anyhow::Result<(String, String, Vec<u8>)> {
+        let (target, value) = match out {
+            Output::Alert(a) => (&self.alerts, serialize(&self.alerts, a)?),
+            Output::Drift(d) => (&self.drift, serialize(&self.drift, d)?),
+        };
+        Ok((target.topic.clone(), out.key(), value))
+    }
+}
+
+fn serialize<T: serde::Serialize>(t: &Target, v: &T) -> anyhow::Result<Vec<u8>> {
+    match &t.encoding {
+        Encoding::Json => Ok(serde_json::to_vec(v)?),
+        Encoding::Avro { schema, id } => {
+            let value = apache_avro::to_value(v)
+                .context("output to Avro value")?
+                .resolve(schema)
+                .context("output does not fit its Avro contract")?;
+            let mut out = vec![0u8];
+            out.extend_from_slice(&id.to_be_bytes());
+            #[allow(deprecated)]
+            out.extend(apache_avro::to_avro_datum(schema, value).context("Avro encoding")?);
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn shipped_output_schemas_parse_and_fit_their_rust_types() {
+        let alert = Alert {
+            dedupe_id: "d".into(),
+            kind: "schema_incompatible".into(),
+            status: AlertStatus::Firing,
+            severity: Severity::Critical,
+            summary: "s".into(),
+            workflow: None,
+            step: Some("pay".into()),
+            key: None,
+            source: Some("orders".into()),
+            deadline: Some(5),
+            detected_at: 6,
+            dimensions: BTreeMap::from([("carrier".into(), "dhl".into())]),
+            attributes: BTreeMap::new(),
+            lineage: vec![LineageEntry {
+                event_type: "t".into(),
+                topic: "x".into(),
+                partition: 1,
+                offset: 2,
+                event_time: 3,
+                trace_id: None,
+            }],
+            sightline_version: crate::VERSION.into(),
+        };
+        let schema = Schema::parse_str(ALERT_SCHEMA).unwrap();
+        let t = Target {
+            topic: "a".into(),
+            encoding: Encoding::Avro {
+                schema: schema.clone(),
+                id: 7,
+            },
+        };
+        let bytes = serialize(&t, &alert).unwrap();
+        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 7]);
+        #[allow(deprecated)]
+        let back = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let json = serde_json::Value::try_from(back).unwrap();
+        assert_eq!(json["status"], "FIRING");
+        assert_eq!(json["step"], "pay");
+        assert_eq!(json["lineage"][0]["offset"], 2);
+
+        let drift = SchemaDrift {
+            drift_id: "avro:t:1".into(),
+            source: "s".into(),
+            topic: "t".into(),
+            format: crate::outputs::drift::DriftFormat::Avro,
+            detected_at: 1,
+            verdict: DriftVerdict::Incompatible,
+            subject: None,
+            version: Some(3),
+            schema_id: Some(1),
+            previous_schema_id: None,
+            contract: None,
+            diff_vs_previous: vec![crate::contracts::diff::FieldChange {
+                path: "a".into(),
+                change: crate::contracts::diff::ChangeKind::Added,
+                before: None,
+                after: Some("string".into()),
+            }],
+            diff_vs_contract: vec![],
+            compatibility_errors: vec!["x".into()],
+            violations: vec![crate::contracts::json::Violation {
+                field: "f".into(),
+                kind: crate::contracts::json::ViolationKind::WrongType,
+            }],
+            sightline_version: crate::VERSION.into(),
+        };
+        let t = Target {
+            topic: "d".into(),
+            encoding: Encoding::Avro {
+                schema: Schema::parse_str(DRIFT_SCHEMA).unwrap(),
+                id: 8,
+            },
+        };
+        serialize(&t, &drift).unwrap();
+    }
+}

@@ -1,0 +1,34 @@
+//! What Sightline writes: alerts and SLA, drift and lag events. Each type here mirrors its Avro
+//! contract in schemas/sightline/ field by field; [`encode`] turns it into bytes, as
+//! Confluent-framed Avro (schema registered on start) or, without a registry, as JSON of the
+//! same shape.
+
+pub mod alert;
+pub mod drift;
+pub mod encode;
+pub mod send;
+
+pub use alert::{Alert, AlertStatus, LineageEntry, Severity};
+pub use drift::{DriftVerdict, SchemaDrift};
+pub use encode::Encoders;
+
+/// One record for an output topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Alert(Alert),
+    Drift(SchemaDrift),
+}
+
+impl Output {
+    /// The record key: the correlation key, or the stream the output is about.
+    pub fn key(&self) -> String {
+        match self {
+            Output::Alert(a) => a
+                .key
+                .clone()
+                .or_else(|| a.source.clone())
+                .unwrap_or_else(|| a.dedupe_id.clone()),
+            Output::Drift(d) => d.topic.clone(),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Local state in RocksDB, one column family per kind of state:
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `schemas` | `avro/<topic>/<schema id BE u32>`, `avro-last/<topic>`, `json/<topic>/<field>/<kind>` | what drift detection knows |
+//! | `instances` | `<partition BE u32><correlation key>` | workflow instance state (workflow stage) |
+//! | `timers` | `<partition BE u32><due ms BE u64><key>` | deadlines, a range scan in due order |
+//! | `meta` | `checkpoint/<changelog partition>` | changelog offsets restored up to |
+//!
+//! The engine is the only writer; detectors hand it what to remember.
+
+use std::path::Path;
+use thiserror::Error;
+
+pub const CF_SCHEMAS: &str = "schemas";
+pub const CF_INSTANCES: &str = "instances";
+pub const CF_TIMERS: &str = "timers";
+pub const CF_META: &str = "meta";
+const CFS: [&str; 4] = [CF_SCHEMAS, CF_INSTANCES, CF_TIMERS, CF_META];
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("state store at {dir}: {source}. Is another Sightline using this state.dir? Set a different state.dir per instance.")]
+    Open { dir: String, source: rocksdb::Error },
+    #[error("state store: {0}")]
+    Io(#[from] rocksdb::Error),
+}
+
+pub struct Store {
+    db: rocksdb::DB,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StateError> {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let db = rocksdb::DB::open_cf(&opts, dir, CFS).map_err(|source| StateError::Open {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Store { db })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Writes all pairs atomically.
+    pub fn put_all(&self, cf: &str, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StateError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        let handle = self.cf(cf);
+        for (k, v) in pairs {
+            batch.put_cf(handle, k, v);
+        }
+        Ok(self.db.write(batch)?)
+    }
+
+    /// Every pair whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(cf),
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
