@@ -176,3 +176,95 @@ pub async fn http_get(url: &str) -> Option<(u16, String)> {
     let status = resp.status().as_u16();
     Some((status, resp.text().await.ok()?))
 }
+
+/// A `sightline run` child process, killed when dropped.
+pub struct Sightline {
+    pub child: std::process::Child,
+    pub http: String,
+}
+
+impl Sightline {
+    /// Starts `sightline run --config <config>` with JSON logs appended to `log`, and waits until
+    /// /readyz says ready.
+    pub async fn start(
+        config: &std::path::Path,
+        log: &std::path::Path,
+        http_port: u16,
+    ) -> Sightline {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sightline starts");
+        let s = Sightline {
+            child,
+            http: format!("http://127.0.0.1:{http_port}"),
+        };
+        let url = format!("{}/readyz", s.http);
+        wait_for(
+            "/readyz to say ready",
+            Duration::from_secs(60),
+            async || http_get(&url).await.filter(|(code, _)| *code == 200),
+        )
+        .await;
+        s
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status after SIGTERM: {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sightline did not exit within 30 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of one sample in /metrics (0 when absent).
+    pub async fn metric(&self, sample: &str) -> u64 {
+        let (_, body) = http_get(&format!("{}/metrics", self.http))
+            .await
+            .expect("/metrics answers");
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .map(|v| v as u64)
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Sightline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
