@@ -79,9 +79,9 @@ pub fn schema_id(bytes: &[u8]) -> Result<u32, Rejection> {
         return Err(Rejection::bad(
             ErrorClass::BadMagicByte,
             format!(
-                "not Confluent-framed Avro: expected magic byte 0 and a 4-byte schema id, found {} byte(s) starting {:#04x}",
+                "not Confluent-framed Avro: expected magic byte 0 and a 4-byte schema id, found {} byte(s){}",
                 bytes.len(),
-                bytes[0]
+                bytes.first().map(|b| format!(" starting {b:#04x}")).unwrap_or_default()
             ),
         ));
     }

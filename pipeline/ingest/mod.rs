@@ -53,3 +53,56 @@ pub struct SourceIngest {
     pub dead_letter_topic: String,
     pub contract: Option<crate::contracts::Contract>,
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Decoders and mappers over arbitrary bytes: they may reject, never panic.
+    use super::*;
+    use crate::topology::SourceSpec;
+    use proptest::prelude::*;
+
+    fn mapper() -> Mapper {
+        let spec: SourceSpec = serde_yaml::from_str(
+            "name: s\ntopic: t\nformat: json\nevent_type: { field: type }\nkey: { field: order.id }\n\
+             event_id: { field: id }\nevent_time: { field: at }\ndimensions: { carrier: carrier }\n",
+        )
+        .unwrap();
+        Mapper::new(&spec)
+    }
+
+    fn rec<'a>(value: &'a [u8]) -> RawRecord<'a> {
+        RawRecord { topic: "t", partition: 0, offset: 0, timestamp_ms: None, key: None, value: Some(value), headers: &[] }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn json_decode_and_map_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(doc) = decode::decode_json(&bytes) {
+                let _ = mapper().map(&doc, &rec(&bytes));
+            }
+            let _ = decode::schema_id(&bytes);
+        }
+
+        #[test]
+        fn mapping_arbitrary_json_never_panics(
+            ty in proptest::option::of("[a-z_]{0,12}"),
+            id in proptest::option::of(any::<i64>()),
+            at in proptest::option::of(prop_oneof![any::<i64>().prop_map(|n| serde_json::json!(n)), ".{0,40}".prop_map(|s| serde_json::json!(s))]),
+        ) {
+            let doc = serde_json::json!({"type": ty, "order": {"id": id}, "at": at, "carrier": ["x"]});
+            let _ = mapper().map(&doc, &rec(b""));
+        }
+
+        #[test]
+        fn avro_body_decoding_never_panics(body in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let schema = apache_avro::Schema::parse_str(
+                r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":["null","long"]},
+                   {"name":"c","type":{"type":"array","items":"double"}}]}"#,
+            ).unwrap();
+            #[allow(deprecated)]
+            let _ = apache_avro::from_avro_datum(&schema, &mut body.as_slice(), None);
+        }
+    }
+}
