@@ -29,13 +29,17 @@ impl Drop for Sightline {
 async fn run_serves_health_counts_events_and_dead_letters_bad_records() {
     common::require_kafka();
     let src = common::unique("orders");
-    common::create_topics(&[&src], 2).await;
+    let regional = format!("{}.eu", common::unique("regional"));
+    let pattern = format!("^{}\\..*", regional.trim_end_matches(".eu"));
+    common::create_topics(&[&src, &regional], 2).await;
     let dir = std::env::temp_dir().join(common::unique("sightline-run"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("topology.yaml"),
         format!(
             "name: t\nsources:\n  - name: orders\n    topic: {src}\n    format: json\n    event_type: {{ field: type }}\n    \
+             key: {{ field: order_id }}\n    event_time: {{ field: at }}\n  \
+             - name: regional\n    topic: '{pattern}'\n    format: json\n    event_type: {{ field: type }}\n    \
              key: {{ field: order_id }}\n    event_time: {{ field: at }}\n"
         ),
     )
@@ -121,6 +125,26 @@ async fn run_serves_health_counts_events_and_dead_letters_bad_records() {
             .unwrap();
         bad_offsets.push((d.partition, d.offset));
     }
+
+    // A topic matched by a pattern source: its events count, and its dead-letter topic is
+    // created when first needed.
+    for v in [good(9).into_bytes(), b"nope".to_vec()] {
+        producer
+            .send(
+                FutureRecord::to(&regional).key("r").payload(&v),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    // Exactly one, and nothing re-dead-lettered from the dead-letter topic the pattern matches.
+    let regional_dlq = common::read_topic(&format!("{regional}.dlq"), 1, Duration::from_secs(60));
+    assert_eq!(regional_dlq.len(), 1);
+    assert_eq!(regional_dlq[0].value.as_deref(), Some(&b"nope"[..]));
+    assert_eq!(
+        regional_dlq[0].header("sightline.original.topic"),
+        Some(regional.as_str())
+    );
 
     let dlq = common::read_topic(&format!("{src}.dlq"), 2, Duration::from_secs(60));
     assert_eq!(

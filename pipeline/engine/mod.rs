@@ -7,11 +7,12 @@
 //! dead-letters and never skips.
 
 pub mod setup;
+pub mod sources;
 
 use crate::contracts::json::ViolationKind;
 use crate::deadletter::{self, DeadLetter};
 use crate::detectors::drift::{AvroSighting, DriftDetector, DriftOutcome};
-use crate::ingest::{Event, RawRecord, Rejection, SourceIngest};
+use crate::ingest::{Event, RawRecord, Rejection};
 use crate::kafka::PipelineConsumer;
 use crate::observe::events::{
     ContractViolated, EventMapped, OffsetsCommitted, RecordConsumed, RegistryRecovered,
@@ -24,7 +25,6 @@ use crate::state::Store;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -44,8 +44,13 @@ impl EventSink for Discard {
 pub struct Engine {
     pub consumer: Arc<PipelineConsumer>,
     pub producer: FutureProducer,
-    /// Ingest per input topic.
-    pub sources: HashMap<String, SourceIngest>,
+    /// Ingest per input topic or topic pattern.
+    pub sources: sources::Sources,
+    /// Client settings and a template for creating a pattern source's dead-letter topic when
+    /// it is first needed; None where topics cannot be created (the demo's mock cluster).
+    pub topic_template: Option<(rdkafka::ClientConfig, crate::kafka::admin::TopicSpec)>,
+    /// Topics known to exist.
+    pub ensured_topics: std::collections::HashSet<String>,
     pub health: Arc<Health>,
     pub commit_interval: Duration,
     pub sink: Box<dyn EventSink>,
@@ -113,16 +118,16 @@ impl Engine {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = msg.topic();
-        RecordConsumed { topic }.emit();
         let Some(source) = self.sources.get(topic) else {
             tracing::warn!(
                 topic,
                 partition = msg.partition(),
                 offset = msg.offset(),
-                "record from a topic no source declares; skipped"
+                "record from a topic no source claims (an output or dead-letter topic matched by a pattern); skipped"
             );
             return Outcome::Done;
         };
+        RecordConsumed { topic }.emit();
         let headers: Vec<(&str, Option<&[u8]>)> = msg
             .headers()
             .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
@@ -253,7 +258,7 @@ impl Engine {
     }
 
     async fn dead_letter(
-        &self,
+        &mut self,
         topic: &str,
         rec: &RawRecord<'_>,
         headers: &[(&str, Option<&[u8]>)],
@@ -261,9 +266,40 @@ impl Engine {
         message: String,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        let source = &self.sources[topic];
+        let source = self
+            .sources
+            .get(topic)
+            .expect("records come from declared sources");
+        let dead_letter_topic = source.dead_letter_topic(topic);
+        if !self.ensured_topics.contains(&dead_letter_topic) {
+            if let Some((base, template)) = &self.topic_template {
+                let spec = crate::kafka::admin::TopicSpec {
+                    name: dead_letter_topic.clone(),
+                    ..template.clone()
+                };
+                loop {
+                    match crate::kafka::admin::ensure_topics(base, std::slice::from_ref(&spec))
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(e) => {
+                            crate::observe::events::KafkaClientError {
+                                kind: "create_topic",
+                                error: &format!("{e:#}"),
+                            }
+                            .emit();
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = shutdown.changed() => return Outcome::Shutdown,
+                            }
+                        }
+                    }
+                }
+            }
+            self.ensured_topics.insert(dead_letter_topic.clone());
+        }
         let dl = DeadLetter {
-            dead_letter_topic: source.dead_letter_topic.clone(),
+            dead_letter_topic,
             key: rec.key.map(<[u8]>::to_vec),
             value: rec.value.map(<[u8]>::to_vec),
             original_headers: headers

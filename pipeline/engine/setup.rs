@@ -1,6 +1,7 @@
 //! Wiring: from config and topologies to a running engine. `sightline run` and the demo both
 //! come through here, so the demo exercises the same path as production.
 
+use super::sources::Sources;
 use super::{Discard, Engine, EventSink};
 use crate::config::Config;
 use crate::contracts::Contract;
@@ -15,7 +16,6 @@ use crate::topology::{Format, Topology};
 use anyhow::Context;
 use rdkafka::consumer::Consumer;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,10 @@ pub fn output_topics(cfg: &Config, topologies: &[Topology]) -> Vec<TopicSpec> {
         .collect();
     for t in topologies {
         for s in &t.sources {
+            // A pattern source's dead-letter topics are created when first needed.
+            if s.topic_pattern().is_some() && s.dead_letter_topic.is_none() {
+                continue;
+            }
             let dlq = s.dead_letter_topic(&o.dead_letter_suffix);
             if !topics.iter().any(|x| x.name == dlq) {
                 topics.push(spec(&dlq));
@@ -92,7 +96,7 @@ pub async fn build(
         None => None,
     };
 
-    let mut sources = HashMap::new();
+    let mut sources = Sources::default();
     for t in topologies {
         for s in &t.sources {
             let decoder = Decoder::new(s.format, registry.clone().map(|r| (r, health.clone())))
@@ -116,26 +120,28 @@ pub async fn build(
                 name: s.name.clone(),
                 decoder,
                 mapper: Mapper::new(s),
-                dead_letter_topic: s.dead_letter_topic(&cfg.outputs.dead_letter_suffix),
+                dead_letter_topic: s.dead_letter_topic.clone(),
+                dead_letter_suffix: cfg.outputs.dead_letter_suffix.clone(),
                 contract,
             };
-            if sources.insert(s.topic.clone(), ingest).is_some() {
-                anyhow::bail!(
-                    "{}: topic `{}` is declared by more than one source",
-                    t.file.display(),
-                    s.topic
-                );
-            }
+            sources
+                .insert(&s.topic, ingest)
+                .map_err(|e| anyhow::anyhow!("{}: source `{}`: {e}", t.file.display(), s.name))?;
         }
     }
+    let o = &cfg.outputs;
+    sources.exclude(
+        [&o.alerts, &o.sla, &o.drift, &o.lag].into_iter().cloned(),
+        &o.dead_letter_suffix,
+    );
     if sources.is_empty() {
         anyhow::bail!("no sources: the topologies declare nothing to read (topologies.paths)");
     }
 
     let consumer = create_consumer(&base, &cfg.kafka.group_id, health.clone())
         .context("creating the Kafka consumer")?;
-    let mut topics: Vec<&str> = sources.keys().map(String::as_str).collect();
-    topics.sort_unstable();
+    let subscription = sources.subscription();
+    let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
         .context("subscribing to the source topics")?;
@@ -152,6 +158,13 @@ pub async fn build(
         consumer: Arc::new(consumer),
         producer,
         sources,
+        topic_template: opts
+            .create_topics
+            .then(|| (base.clone(), output_topics(cfg, &[]).remove(0))),
+        ensured_topics: output_topics(cfg, topologies)
+            .into_iter()
+            .map(|t| t.name)
+            .collect(),
         health,
         commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
         sink: opts.sink.unwrap_or_else(|| Box::new(Discard)),

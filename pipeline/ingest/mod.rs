@@ -50,8 +50,19 @@ pub struct SourceIngest {
     pub name: String,
     pub decoder: Decoder,
     pub mapper: Mapper,
-    pub dead_letter_topic: String,
+    /// The source's own dead-letter topic, or None: `<input topic><suffix>`.
+    pub dead_letter_topic: Option<String>,
+    pub dead_letter_suffix: String,
     pub contract: Option<crate::contracts::Contract>,
+}
+
+impl SourceIngest {
+    /// Where a bad record read from `topic` goes.
+    pub fn dead_letter_topic(&self, topic: &str) -> String {
+        self.dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{topic}{}", self.dead_letter_suffix))
+    }
 }
 
 #[cfg(test)]
@@ -71,7 +82,15 @@ mod fuzz {
     }
 
     fn rec<'a>(value: &'a [u8]) -> RawRecord<'a> {
-        RawRecord { topic: "t", partition: 0, offset: 0, timestamp_ms: None, key: None, value: Some(value), headers: &[] }
+        RawRecord {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+            timestamp_ms: None,
+            key: None,
+            value: Some(value),
+            headers: &[],
+        }
     }
 
     proptest! {

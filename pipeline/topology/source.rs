@@ -7,7 +7,8 @@ use serde::Deserialize;
 pub struct SourceSpec {
     /// Unique name; used in metrics and dead-letter headers.
     pub name: String,
-    /// The input topic.
+    /// The input topic, or a regex over topic names when it starts with `^`
+    /// (e.g. `^erp\\.orders\\..*`).
     pub topic: String,
     pub format: Format,
     /// Where the event type comes from.
@@ -130,6 +131,14 @@ impl SourceSpec {
         if self.topic.trim().is_empty() {
             bad(format!("source `{}`: `topic` is empty", self.name));
         }
+        if let Some(pattern) = self.topic_pattern() {
+            if let Err(e) = regex::Regex::new(pattern) {
+                bad(format!(
+                    "source `{}`: topic pattern `{pattern}` is not a valid regex: {e}",
+                    self.name
+                ));
+            }
+        }
         if let ValueFrom::Fixed(_) = self.key {
             bad(format!(
                 "source `{}`: `key` cannot be fixed; every instance needs its own correlation key",
@@ -147,6 +156,12 @@ impl SourceSpec {
         out
     }
 
+    /// The regex when `topic` is a pattern (starts with `^`, as librdkafka subscriptions do).
+    pub fn topic_pattern(&self) -> Option<&str> {
+        self.topic.starts_with('^').then_some(self.topic.as_str())
+    }
+
+    /// The dead-letter topic of a named (non-pattern) source.
     pub fn dead_letter_topic(&self, suffix: &str) -> String {
         self.dead_letter_topic
             .clone()
