@@ -57,6 +57,8 @@ pub struct Engine {
     pub drift: DriftDetector,
     pub store: Store,
     pub encoders: Encoders,
+    /// Subject/version lookup for drift events (None without a registry).
+    pub registry_lookup: Option<crate::registry::Lookup>,
 }
 
 enum Outcome {
@@ -195,13 +197,20 @@ impl Engine {
                         Some(id) => source.decoder.schema(id).await,
                         None => None,
                     };
+                    let registered = match &self.registry_lookup {
+                        Some(l) => l.subject_version(writer.id, topic).await,
+                        None => None,
+                    };
                     self.drift.observe_avro(&AvroSighting {
                         source: &source.name,
                         topic,
                         schema_id: writer.id,
                         writer: &writer.parsed,
-                        subject: writer.subject.clone(),
-                        version: writer.version,
+                        subject: registered
+                            .as_ref()
+                            .map(|r| r.0.clone())
+                            .or_else(|| writer.subject.clone()),
+                        version: registered.as_ref().map(|r| r.1).or(writer.version),
                         previous: previous.as_ref().map(|p| &p.parsed),
                         contract: contract.as_ref(),
                         now_ms,

@@ -171,5 +171,6 @@ pub async fn build(
         drift,
         store,
         encoders,
+        registry_lookup: crate::registry::Lookup::new(cfg)?,
     })
 }

@@ -74,3 +74,74 @@ pub async fn reachable(cfg: &Config) -> bool {
     }
     matches!(req.send().await, Ok(resp) if resp.status().is_success())
 }
+
+/// Looks up which subject and version a schema id is registered under
+/// (`GET /schemas/ids/{id}/versions`); used when a drift event names a writer schema. The
+/// decoder's lookup by id does not return them.
+pub struct Lookup {
+    url: String,
+    client: reqwest::Client,
+    auth: Option<(String, Option<String>)>,
+}
+
+#[derive(serde::Deserialize)]
+struct SubjectVersion {
+    subject: String,
+    version: u32,
+}
+
+impl Lookup {
+    pub fn new(cfg: &Config) -> anyhow::Result<Option<Lookup>> {
+        let Some(r) = &cfg.registry else {
+            return Ok(None);
+        };
+        let mut client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(r.timeout_ms))
+            .no_proxy();
+        if let Some(ca) = &r.ca_file {
+            let path = cfg.resolve(ca);
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("reading registry.ca_file {}", path.display()))?;
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        let auth = match &r.username {
+            Some(user) => Some((
+                user.clone(),
+                cfg.registry_password()
+                    .context("reading registry.password_file")?
+                    .map(|p| p.expose().to_string()),
+            )),
+            None => None,
+        };
+        Ok(Some(Lookup {
+            url: r.url.trim_end_matches('/').to_string(),
+            client: client.build()?,
+            auth,
+        }))
+    }
+
+    /// The (subject, version) of schema `id`, preferring subject `<topic>-value`; None when the
+    /// registry does not say.
+    pub async fn subject_version(&self, id: u32, topic: &str) -> Option<(String, u32)> {
+        let mut req = self
+            .client
+            .get(format!("{}/schemas/ids/{id}/versions", self.url));
+        if let Some((user, password)) = &self.auth {
+            req = req.basic_auth(user, password.clone());
+        }
+        let list: Vec<SubjectVersion> = req
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let preferred = format!("{topic}-value");
+        list.iter()
+            .find(|sv| sv.subject == preferred)
+            .or_else(|| list.first())
+            .map(|sv| (sv.subject.clone(), sv.version))
+    }
+}
