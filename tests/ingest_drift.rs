@@ -20,31 +20,20 @@ const V2: &str = r#"{"type":"record","name":"OrderConfirmed","namespace":"t","fi
 const V3: &str = r#"{"type":"record","name":"OrderConfirmed","namespace":"t","fields":[
   {"name":"order_id","type":"string"},{"name":"occurred_at","type":"long"},{"name":"amount","type":"string"}]}"#;
 
-#[allow(deprecated)]
 fn avro(schema: &str, id: u32, version: u8, i: usize) -> Vec<u8> {
-    let s = apache_avro::Schema::parse_str(schema).unwrap();
     let mut fields = vec![
-        ("order_id".to_string(), AvroValue::String(format!("O-{i}"))),
-        (
-            "occurred_at".to_string(),
-            AvroValue::Long(1_795_000_000_000 + i as i64),
-        ),
+        ("order_id", AvroValue::String(format!("O-{i}"))),
+        ("occurred_at", AvroValue::Long(1_795_000_000_000 + i as i64)),
     ];
     match version {
-        1 => fields.push(("amount".into(), AvroValue::Double(10.5))),
+        1 => fields.push(("amount", AvroValue::Double(10.5))),
         2 => {
-            fields.push(("amount".into(), AvroValue::Double(10.5)));
-            fields.push((
-                "coupon".into(),
-                AvroValue::Union(0, Box::new(AvroValue::Null)),
-            ));
+            fields.push(("amount", AvroValue::Double(10.5)));
+            fields.push(("coupon", AvroValue::Union(0, Box::new(AvroValue::Null))));
         }
-        _ => fields.push(("amount".into(), AvroValue::String("10.50".into()))),
+        _ => fields.push(("amount", AvroValue::String("10.50".into()))),
     }
-    let mut out = vec![0u8];
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend(apache_avro::to_avro_datum(&s, AvroValue::Record(fields)).unwrap());
-    out
+    common::confluent_avro(schema, id, fields)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,39 +56,18 @@ async fn garbage_is_dead_lettered_and_schema_changes_give_exactly_two_drift_even
         .unwrap();
     assert!(id1 != id2 && id2 != id3);
 
-    let dir = std::env::temp_dir().join(common::unique("sightline-ingest"));
-    std::fs::create_dir_all(dir.join("schemas")).unwrap();
-    std::fs::write(dir.join("schemas/order.avsc"), V1).unwrap();
-    std::fs::write(
-        dir.join("topology.yaml"),
-        format!(
-            "name: t\nsources:\n  - name: avro-orders\n    topic: {avro_topic}\n    format: avro\n    contract: order.avsc\n    \
+    let setup = common::Setup::new(
+        &format!(
+            "  - name: avro-orders\n    topic: {avro_topic}\n    format: avro\n    contract: order.avsc\n    \
              event_type: {{ fixed: order_confirmed }}\n    key: {{ field: order_id }}\n    event_time: {{ field: occurred_at }}\n  \
              - name: json-orders\n    topic: {json_topic}\n    format: json\n    event_type: {{ fixed: order_confirmed }}\n    \
              key: {{ field: order_id }}\n    event_time: {{ field: occurred_at }}\n"
         ),
-    )
-    .unwrap();
-    let port = common::free_port();
-    let out = common::unique("out");
-    std::fs::write(
-        dir.join("sightline.toml"),
-        format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\ngroup_id = \"{}\"\ncommit_interval_ms = 200\n[kafka.topics]\npartitions = 1\nreplication_factor = 1\n\
-             [registry]\nurl = \"{}\"\n[http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\n[outputs]\nalerts = \"{out}.alerts\"\n\
-             sla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n[topologies]\npaths = [\"topology.yaml\"]\n[schemas]\ndir = \"schemas\"\n",
-            common::bootstrap(),
-            common::unique("group"),
-            common::registry_url(),
-        ),
-    )
-    .unwrap();
-    let sl = common::Sightline::start(
-        &dir.join("sightline.toml"),
-        &dir.join("sightline.log"),
-        port,
-    )
-    .await;
+        Some(5000),
+        &[("order.avsc", V1)],
+    );
+    let out = setup.out.clone();
+    let sl = setup.start().await;
 
     // 10k records: 9,900 good (v1, then v2, then v3 on the Avro topic; JSON beside), 100 bad.
     let producer: FutureProducer = common::client().set("linger.ms", "5").create().unwrap();
@@ -185,12 +153,7 @@ async fn garbage_is_dead_lettered_and_schema_changes_give_exactly_two_drift_even
         let sample = format!(
             "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{topic}\"}}"
         );
-        common::wait_for(
-            &format!("{n} events on {topic}"),
-            Duration::from_secs(120),
-            async || (sl.metric(&sample).await == *n).then_some(()),
-        )
-        .await;
+        sl.wait_metric(&sample, *n, Duration::from_secs(120)).await;
     }
     // Every bad one dead-lettered, with its class and original coordinates.
     let mut got_bad = BTreeMap::new();
@@ -264,34 +227,23 @@ async fn garbage_is_dead_lettered_and_schema_changes_give_exactly_two_drift_even
 
     // Restart: known schemas are not announced again.
     sl.stop().await;
-    let sl = common::Sightline::start(
-        &dir.join("sightline.toml"),
-        &dir.join("sightline.log"),
-        port,
-    )
-    .await;
+    let sl = setup.start().await;
     for (i, (schema, id, v)) in [(V1, id1, 1), (V2, id2, 2), (V3, id3, 3)]
         .into_iter()
         .enumerate()
     {
-        let value = avro(schema, id, v, 20_000 + i);
-        producer
-            .send(
-                FutureRecord::to(&avro_topic).key("again").payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
+        common::produce(
+            &producer,
+            &avro_topic,
+            "again",
+            &avro(schema, id, v, 20_000 + i),
+        )
+        .await;
     }
     let sample = format!(
         "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{avro_topic}\"}}"
     );
-    common::wait_for(
-        "the three records after the restart",
-        Duration::from_secs(60),
-        async || (sl.metric(&sample).await == 3).then_some(()),
-    )
-    .await;
+    sl.wait_metric(&sample, 3, Duration::from_secs(60)).await;
     assert_eq!(
         common::read_topic(&format!("{out}.drift"), 3, Duration::from_secs(5)).len(),
         2

@@ -4,26 +4,8 @@
 
 mod common;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::process::{Child, Command, Stdio};
+use rdkafka::producer::FutureProducer;
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Sightline(Child);
-
-impl Drop for Sightline {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn run_serves_health_counts_events_and_dead_letters_bad_records() {
@@ -32,41 +14,18 @@ async fn run_serves_health_counts_events_and_dead_letters_bad_records() {
     let regional = format!("{}.eu", common::unique("regional"));
     let pattern = format!("^{}\\..*", regional.trim_end_matches(".eu"));
     common::create_topics(&[&src, &regional], 2).await;
-    let dir = std::env::temp_dir().join(common::unique("sightline-run"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("topology.yaml"),
-        format!(
-            "name: t\nsources:\n  - name: orders\n    topic: {src}\n    format: json\n    event_type: {{ field: type }}\n    \
+    let setup = common::Setup::new(
+        &format!(
+            "  - name: orders\n    topic: {src}\n    format: json\n    event_type: {{ field: type }}\n    \
              key: {{ field: order_id }}\n    event_time: {{ field: at }}\n  \
              - name: regional\n    topic: '{pattern}'\n    format: json\n    event_type: {{ field: type }}\n    \
              key: {{ field: order_id }}\n    event_time: {{ field: at }}\n"
         ),
-    )
-    .unwrap();
-    let port = free_port();
-    let out = common::unique("out");
-    std::fs::write(
-        dir.join("sightline.toml"),
-        format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\ngroup_id = \"{}\"\ncommit_interval_ms = 100\n[kafka.topics]\npartitions = 1\nreplication_factor = 1\n\
-             [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\n\
-             drift = \"{out}.drift\"\nlag = \"{out}.lag\"\n[topologies]\npaths = [\"topology.yaml\"]\n",
-            common::bootstrap(),
-            common::unique("group"),
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("sightline.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(dir.join("sightline.toml"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("sightline starts");
-    let mut sl = Sightline(child);
-    let base = format!("http://127.0.0.1:{port}");
+        None,
+        &[],
+    );
+    let sl = common::Sightline::spawn(&setup.config(), &setup.log(), setup.port);
+    let base = sl.http.clone();
 
     let (status, body) = common::wait_for("/healthz", Duration::from_secs(30), async || {
         common::http_get(&format!("{base}/healthz")).await
@@ -102,40 +61,17 @@ async fn run_serves_health_counts_events_and_dead_letters_bad_records() {
         ),
     ];
     for i in 0..3 {
-        let v = good(i);
-        producer
-            .send(
-                FutureRecord::to(&src).partition(0).key("k").payload(&v),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
+        common::produce(&producer, &src, "k", good(i).as_bytes()).await;
     }
     let mut bad_offsets = Vec::new();
     for (key, value, _) in &bad {
-        let d = producer
-            .send(
-                FutureRecord::to(&src)
-                    .partition(1)
-                    .key(*key)
-                    .payload(*value),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-        bad_offsets.push((d.partition, d.offset));
+        bad_offsets.push(common::produce(&producer, &src, key, value).await);
     }
 
     // A topic matched by a pattern source: its events count, and its dead-letter topic is
     // created when first needed.
     for v in [good(9).into_bytes(), b"nope".to_vec()] {
-        producer
-            .send(
-                FutureRecord::to(&regional).key("r").payload(&v),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
+        common::produce(&producer, &regional, "r", &v).await;
     }
     // Exactly one, and nothing re-dead-lettered from the dead-letter topic the pattern matches.
     let regional_dlq = common::read_topic(&format!("{regional}.dlq"), 1, Duration::from_secs(60));
@@ -205,30 +141,20 @@ async fn run_serves_health_counts_events_and_dead_letters_bad_records() {
         "sightline_records_dead_lettered_total{{class=\"missing_key\",topic=\"{src}\"}} 1"
     )));
     assert!(metrics.contains(&format!(
+        "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{regional}\"}} 1"
+    )));
+    assert!(
+        !metrics.contains(&format!("topic=\"{regional}.dlq\"")),
+        "the dead-letter topic is not read as a source:\n{metrics}"
+    );
+    assert!(metrics.contains(&format!(
         "sightline_build_info{{version=\"{}\"}} 1",
         sightline::VERSION
     )));
 
     // SIGTERM: commit and exit 0, promptly.
-    let pid = sl.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = sl.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sightline did not exit within 30 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success(), "exit status after SIGTERM: {status}");
-    let logs = std::fs::read_to_string(dir.join("sightline.log")).unwrap();
+    sl.stop().await;
+    let logs = std::fs::read_to_string(setup.log()).unwrap();
     assert!(
         logs.lines()
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),

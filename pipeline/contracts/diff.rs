@@ -117,12 +117,7 @@ fn walk(before: &Schema, after: &Schema, prefix: &str, out: &mut Vec<FieldChange
 mod tests {
     use super::*;
 
-    fn s(fields: &str) -> Schema {
-        Schema::parse_str(&format!(
-            r#"{{"type":"record","name":"R","fields":[{fields}]}}"#
-        ))
-        .unwrap()
-    }
+    use crate::contracts::test_record as s;
 
     #[test]
     fn reports_each_kind_of_change_with_paths() {

@@ -42,6 +42,15 @@ impl Contract {
     }
 }
 
+/// A record schema named `R` with these fields (a test helper for the contract modules).
+#[cfg(test)]
+pub(crate) fn test_record(fields: &str) -> Schema {
+    Schema::parse_str(&format!(
+        r#"{{"type":"record","name":"R","fields":[{fields}]}}"#
+    ))
+    .unwrap()
+}
+
 /// Can a consumer holding `reader` (the contract) read data written with `writer`? `Ok(())` or
 /// the reasons it cannot.
 pub fn compatible(writer: &Schema, reader: &Schema) -> Result<(), Vec<String>> {
@@ -55,12 +64,7 @@ pub fn compatible(writer: &Schema, reader: &Schema) -> Result<(), Vec<String>> {
 mod tests {
     use super::*;
 
-    fn s(fields: &str) -> Schema {
-        Schema::parse_str(&format!(
-            r#"{{"type":"record","name":"R","fields":[{fields}]}}"#
-        ))
-        .unwrap()
-    }
+    use crate::contracts::test_record as s;
 
     #[test]
     fn an_added_optional_field_is_compatible_and_a_changed_type_is_not() {

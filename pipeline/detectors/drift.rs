@@ -326,12 +326,7 @@ mod tests {
     use super::*;
     use crate::contracts::json::ViolationKind;
 
-    fn s(fields: &str) -> Schema {
-        Schema::parse_str(&format!(
-            r#"{{"type":"record","name":"R","fields":[{fields}]}}"#
-        ))
-        .unwrap()
-    }
+    use crate::contracts::test_record as s;
 
     fn sighting<'a>(
         id: u32,

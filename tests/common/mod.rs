@@ -184,13 +184,8 @@ pub struct Sightline {
 }
 
 impl Sightline {
-    /// Starts `sightline run --config <config>` with JSON logs appended to `log`, and waits until
-    /// /readyz says ready.
-    pub async fn start(
-        config: &std::path::Path,
-        log: &std::path::Path,
-        http_port: u16,
-    ) -> Sightline {
+    /// Spawns `sightline run --config <config>` with JSON logs appended to `log`.
+    pub fn spawn(config: &std::path::Path, log: &std::path::Path, http_port: u16) -> Sightline {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -203,10 +198,19 @@ impl Sightline {
             .stderr(log)
             .spawn()
             .expect("sightline starts");
-        let s = Sightline {
+        Sightline {
             child,
             http: format!("http://127.0.0.1:{http_port}"),
-        };
+        }
+    }
+
+    /// Spawns, and waits until /readyz says ready.
+    pub async fn start(
+        config: &std::path::Path,
+        log: &std::path::Path,
+        http_port: u16,
+    ) -> Sightline {
+        let s = Sightline::spawn(config, log, http_port);
         let url = format!("{}/readyz", s.http);
         wait_for(
             "/readyz to say ready",
@@ -267,4 +271,129 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A test's own Sightline setup: a temp dir with `topology.yaml` (the given source entries) and
+/// `sightline.toml` pointing at the local stack, with a unique group, unique output topics and a
+/// free HTTP port.
+pub struct Setup {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    /// Prefix of the output topics: `<out>.alerts`, `<out>.drift`, ...
+    pub out: String,
+}
+
+impl Setup {
+    /// `sources` is YAML list items (each starting `  - name: ...`). `registry_timeout_ms`:
+    /// Some to configure the registry. `contracts`: (file name, Avro schema) in `schemas/`.
+    pub fn new(
+        sources: &str,
+        registry_timeout_ms: Option<u64>,
+        contracts: &[(&str, &str)],
+    ) -> Setup {
+        let dir = std::env::temp_dir().join(unique("sightline-test"));
+        std::fs::create_dir_all(dir.join("schemas")).unwrap();
+        for (name, schema) in contracts {
+            std::fs::write(dir.join("schemas").join(name), schema).unwrap();
+        }
+        std::fs::write(
+            dir.join("topology.yaml"),
+            format!("name: test\nsources:\n{sources}"),
+        )
+        .unwrap();
+        let port = free_port();
+        let out = unique("out");
+        let registry = registry_timeout_ms
+            .map(|t| {
+                format!(
+                    "[registry]\nurl = \"{}\"\ntimeout_ms = {t}\n",
+                    registry_url()
+                )
+            })
+            .unwrap_or_default();
+        std::fs::write(
+            dir.join("sightline.toml"),
+            format!(
+                "[kafka]\nbootstrap_servers = \"{}\"\ngroup_id = \"{}\"\ncommit_interval_ms = 100\n\
+                 [kafka.topics]\npartitions = 1\nreplication_factor = 1\n{registry}\
+                 [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\n\
+                 [outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
+                 [topologies]\npaths = [\"topology.yaml\"]\n[schemas]\ndir = \"schemas\"\n",
+                bootstrap(),
+                unique("group"),
+            ),
+        )
+        .unwrap();
+        Setup { dir, port, out }
+    }
+
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.join("sightline.toml")
+    }
+
+    pub fn log(&self) -> std::path::PathBuf {
+        self.dir.join("sightline.log")
+    }
+
+    /// Starts `sightline run` on this setup and waits until it is ready.
+    pub async fn start(&self) -> Sightline {
+        Sightline::start(&self.config(), &self.log(), self.port).await
+    }
+}
+
+/// Produces one record and waits for the broker's acknowledgement: (partition, offset).
+pub async fn produce(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &[u8],
+) -> (i32, i64) {
+    let d = producer
+        .send(
+            rdkafka::producer::FutureRecord::to(topic)
+                .key(key)
+                .payload(value),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    (d.partition, d.offset)
+}
+
+/// A Confluent-framed Avro record: magic byte 0, the schema id, the Avro body.
+#[allow(deprecated)] // to_avro_datum: the plainest way to write one Avro body
+pub fn confluent_avro(
+    schema: &str,
+    id: u32,
+    fields: Vec<(&str, apache_avro::types::Value)>,
+) -> Vec<u8> {
+    let schema = apache_avro::Schema::parse_str(schema).expect("test schema parses");
+    let record = apache_avro::types::Value::Record(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    );
+    let mut out = vec![0u8];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend(apache_avro::to_avro_datum(&schema, record).expect("record fits its schema"));
+    out
+}
+
+impl Sightline {
+    /// Waits until a metric sample reaches exactly `n`.
+    pub async fn wait_metric(&self, sample: &str, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.metric(sample).await;
+            if last == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {sample} == {n} (last {last})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
