@@ -353,6 +353,7 @@ mod tests {
             .map(|o| match o {
                 Output::Drift(d) => ("drift", format!("{:?}", d.verdict)),
                 Output::Alert(a) => ("alert", a.dedupe_id.clone()),
+                Output::Sla(s) => ("sla", s.sla_id.clone()),
             })
             .collect()
     }

@@ -3,5 +3,7 @@
 //! remember.
 //!
 //! - [`drift`]: writer schemas that change, or JSON that breaks its contract.
+//! - [`workflow`]: missing, late, out-of-order, duplicate and orphan steps; SLAs.
 
 pub mod drift;
+pub mod workflow;

@@ -77,12 +77,7 @@ pub async fn build(
     }
 
     let registry_settings = crate::registry::settings(cfg)?;
-    let encoders = match &registry_settings {
-        Some(settings) => {
-            Encoders::new(&cfg.outputs.alerts, &cfg.outputs.drift, Some(settings)).await?
-        }
-        None => Encoders::json(&cfg.outputs.alerts, &cfg.outputs.drift),
-    };
+    let encoders = Encoders::new(&cfg.outputs, registry_settings.as_ref()).await?;
     let registry = match registry_settings {
         Some(settings) => {
             let ok = crate::registry::reachable(cfg).await;

@@ -3,12 +3,14 @@
 //! are JSON objects of the same shape.
 
 use super::Output;
+use crate::config::OutputsConfig;
 use anyhow::Context;
 use apache_avro::Schema;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
 pub const ALERT_SCHEMA: &str = include_str!("../../schemas/sightline/alert.avsc");
 pub const DRIFT_SCHEMA: &str = include_str!("../../schemas/sightline/schema_drift.avsc");
+pub const SLA_SCHEMA: &str = include_str!("../../schemas/sightline/sla_event.avsc");
 
 enum Encoding {
     Json,
@@ -23,6 +25,7 @@ struct Target {
 pub struct Encoders {
     alerts: Target,
     drift: Target,
+    sla: Target,
 }
 
 async fn target(
@@ -49,30 +52,16 @@ async fn target(
 }
 
 impl Encoders {
-    /// Registers the output contracts when a registry is configured.
+    /// Registers the output contracts when a registry is configured; JSON without one.
     pub async fn new(
-        alerts: &str,
-        drift: &str,
+        outputs: &OutputsConfig,
         registry: Option<&SrSettings>,
     ) -> anyhow::Result<Self> {
         Ok(Encoders {
-            alerts: target(alerts, ALERT_SCHEMA, registry).await?,
-            drift: target(drift, DRIFT_SCHEMA, registry).await?,
+            alerts: target(&outputs.alerts, ALERT_SCHEMA, registry).await?,
+            drift: target(&outputs.drift, DRIFT_SCHEMA, registry).await?,
+            sla: target(&outputs.sla, SLA_SCHEMA, registry).await?,
         })
-    }
-
-    /// JSON everywhere (no registry).
-    pub fn json(alerts: &str, drift: &str) -> Self {
-        Encoders {
-            alerts: Target {
-                topic: alerts.into(),
-                encoding: Encoding::Json,
-            },
-            drift: Target {
-                topic: drift.into(),
-                encoding: Encoding::Json,
-            },
-        }
     }
 
     /// (topic, key, value) for an output.
@@ -80,6 +69,7 @@ impl Encoders {
         let (target, value) = match out {
             Output::Alert(a) => (&self.alerts, serialize(&self.alerts, a)?),
             Output::Drift(d) => (&self.drift, serialize(&self.drift, d)?),
+            Output::Sla(x) => (&self.sla, serialize(&self.sla, x)?),
         };
         Ok((target.topic.clone(), out.key(), value))
     }

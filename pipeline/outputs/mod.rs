@@ -7,16 +7,19 @@ pub mod alert;
 pub mod drift;
 pub mod encode;
 pub mod send;
+pub mod sla;
 
 pub use alert::{Alert, AlertStatus, LineageEntry, Severity};
 pub use drift::{DriftVerdict, SchemaDrift};
 pub use encode::Encoders;
+pub use sla::{SlaEvent, SlaOutcome, StepStatus, StepTiming};
 
 /// One record for an output topic.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     Alert(Alert),
     Drift(SchemaDrift),
+    Sla(SlaEvent),
 }
 
 impl Output {
@@ -29,6 +32,7 @@ impl Output {
                 .or_else(|| a.source.clone())
                 .unwrap_or_else(|| a.dedupe_id.clone()),
             Output::Drift(d) => d.topic.clone(),
+            Output::Sla(s) => s.key.clone(),
         }
     }
 }

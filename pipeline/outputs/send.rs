@@ -61,6 +61,7 @@ pub async fn send_all(
                 },
             }
             .emit(),
+            Output::Sla(_) => {}
         }
     }
     true

@@ -5,6 +5,7 @@
 //! and monitors are declared in the same files by later parts of the engine.
 
 pub mod source;
+pub mod workflow;
 
 pub use source::{Format, SourceSpec, TimeFormat, TimeSpec, ValueFrom};
 
@@ -21,6 +22,8 @@ pub struct Topology {
     pub description: Option<String>,
     #[serde(default)]
     pub sources: Vec<SourceSpec>,
+    #[serde(default)]
+    pub workflows: Vec<workflow::WorkflowSpec>,
     #[serde(skip)]
     pub file: PathBuf,
 }
@@ -57,6 +60,7 @@ impl Topology {
             .sources
             .iter()
             .flat_map(|s| s.validate())
+            .chain(t.workflows.iter().flat_map(|w| w.validate()))
             .map(|reason| TopologyError {
                 file: name.clone(),
                 line: line_of(text, &reason.anchor),

@@ -1,0 +1,644 @@
+//! The per-instance state machine of a workflow.
+//!
+//! | input | what happens |
+//! |---|---|
+//! | the start step | the instance starts; deadlines of steps anchored on it are scheduled |
+//! | a step on time | recorded; deadlines anchored on it are scheduled |
+//! | a step after its deadline | **late step**: the missing-step alert FIRING (if not yet) then RESOLVED with how late, and an SLA `STEP_LATE` event |
+//! | a step before the step it comes after | **out of order**: a notice (alert kind `out_of_order`, INFO) |
+//! | a step or event id seen before | **duplicate**: a notice; state and SLAs untouched |
+//! | a non-start step with no start | the instance waits; if no start arrives within the grace: **orphan** alert |
+//! | every required step, or a terminal step | **completed**: SLA event with per-step timings |
+//! | a closing step (cancelled) | closed; open alerts RESOLVED; SLA `CANCELLED` |
+//! | deadline timer, step absent | **missing step**: alert FIRING, dedupe id `workflow/key/step` |
+//! | ttl timer | **expired**: unfinished instances reported (alert + SLA `EXPIRED`); state dropped |
+//!
+//! Timers are only requests: a timer whose reason has gone (the step arrived, the instance
+//! closed) does nothing when it fires, so timers never need cancelling, and a step's alert can
+//! fire at most once (`fired`). Every time in an output is an event time or a deadline, never
+//! the wall clock, so a replay yields the same outputs.
+
+use super::Workflow;
+use crate::ingest::Event;
+use crate::outputs::{
+    Alert, AlertStatus, LineageEntry, Output, Severity, SlaEvent, SlaOutcome, StepStatus,
+    StepTiming,
+};
+use crate::topology::workflow::StepSeverity;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What Sightline remembers about one business instance (one correlation key in one workflow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub key: String,
+    /// Event time of the first event seen (the ttl counts from here).
+    pub first_at: i64,
+    /// Event time of the start step.
+    pub started_at: Option<i64>,
+    /// Step index -> event time it arrived.
+    pub seen: BTreeMap<usize, i64>,
+    /// Steps whose missing-step alert has fired.
+    pub fired: BTreeSet<usize>,
+    pub orphan_fired: bool,
+    pub closed: bool,
+    pub event_ids: BTreeSet<String>,
+    pub lineage: Vec<LineageEntry>,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    Deadline(usize),
+    Orphan,
+    Expire,
+}
+
+/// A request to be called back when the stream clock reaches `due_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timer {
+    pub due_ms: i64,
+    pub kind: TimerKind,
+}
+
+/// The result of one input: the new state (None: forget the instance), outputs, timers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub instance: Option<Instance>,
+    pub outputs: Vec<Output>,
+    pub timers: Vec<Timer>,
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn human(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 => format!("{}h{:02}m", s / 3_600, (s % 3_600) / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+impl Instance {
+    fn new(key: &str, at: i64) -> Instance {
+        Instance {
+            key: key.to_string(),
+            first_at: at,
+            started_at: None,
+            seen: BTreeMap::new(),
+            fired: BTreeSet::new(),
+            orphan_fired: false,
+            closed: false,
+            event_ids: BTreeSet::new(),
+            lineage: Vec::new(),
+            dimensions: BTreeMap::new(),
+        }
+    }
+}
+
+impl Workflow {
+    /// The time the deadline of step `i` counts from, if that anchor has arrived.
+    fn anchor_at(&self, inst: &Instance, i: usize) -> Option<i64> {
+        match self.steps[i].after {
+            Some(a) => inst.seen.get(&a).copied(),
+            None => inst.started_at,
+        }
+    }
+
+    fn anchor_name(&self, i: usize) -> &str {
+        match self.steps[i].after {
+            Some(a) => &self.steps[a].name,
+            None => self
+                .steps
+                .iter()
+                .find(|s| s.start)
+                .map(|s| s.name.as_str())
+                .unwrap_or("start"),
+        }
+    }
+
+    /// The deadline of step `i` for this instance, when it has one and its anchor arrived.
+    pub fn deadline(&self, inst: &Instance, i: usize) -> Option<i64> {
+        let anchor = self.anchor_at(inst, i)?;
+        Some(anchor + self.within(i, anchor, &inst.dimensions)?)
+    }
+
+    fn required(&self, i: usize) -> bool {
+        let s = &self.steps[i];
+        !s.optional && !s.closes
+    }
+
+    fn alert(
+        &self,
+        inst: &Instance,
+        step: Option<usize>,
+        kind: &str,
+        status: AlertStatus,
+        severity: Severity,
+        summary: String,
+        deadline: Option<i64>,
+        detected_at: i64,
+        attributes: BTreeMap<String, String>,
+    ) -> Output {
+        let step_name = step.map(|i| self.steps[i].name.clone());
+        let dedupe_id = match (&step_name, kind) {
+            (Some(s), "missing_step") => format!("{}/{}/{s}", self.name, inst.key),
+            (Some(s), k) => format!("{}/{}/{s}/{k}", self.name, inst.key),
+            (None, k) => format!("{}/{}/{k}", self.name, inst.key),
+        };
+        let mut attributes = attributes;
+        if let Some(c) = step.and_then(|i| self.steps[i].criticality.clone()) {
+            attributes.insert("criticality".into(), c);
+        }
+        Output::Alert(Alert {
+            dedupe_id,
+            kind: kind.to_string(),
+            status,
+            severity,
+            summary,
+            workflow: Some(self.name.clone()),
+            step: step_name,
+            key: Some(inst.key.clone()),
+            source: None,
+            deadline,
+            detected_at,
+            dimensions: inst.dimensions.clone(),
+            attributes,
+            lineage: inst.lineage.clone(),
+            sightline_version: crate::VERSION.to_string(),
+        })
+    }
+
+    fn severity(&self, i: usize) -> Severity {
+        match self.steps[i].severity {
+            StepSeverity::Info => Severity::Info,
+            StepSeverity::Warning => Severity::Warning,
+            StepSeverity::Critical => Severity::Critical,
+        }
+    }
+
+    fn sla(
+        &self,
+        inst: &Instance,
+        outcome: SlaOutcome,
+        ended_at: Option<i64>,
+        detected_at: i64,
+        late: Option<(usize, i64)>,
+    ) -> Output {
+        let steps = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| !s.closes || inst.seen.contains_key(i))
+            .map(|(i, s)| {
+                let at = inst.seen.get(&i).copied();
+                let anchor = self.anchor_at(inst, i);
+                let deadline = self.deadline(inst, i);
+                let duration_ms = match (at, anchor) {
+                    (Some(at), Some(a)) if !s.start => Some(at - a),
+                    _ => None,
+                };
+                let target_ms = s
+                    .sla_ms
+                    .or_else(|| anchor.and_then(|a| self.within(i, a, &inst.dimensions)));
+                let status = match (at, duration_ms, target_ms) {
+                    (Some(_), Some(d), Some(t)) if d <= t => StepStatus::Met,
+                    (Some(_), Some(_), Some(_)) => StepStatus::Breached,
+                    (Some(_), _, _) => StepStatus::Met,
+                    (None, _, _) if self.required(i) && anchor.is_some() => StepStatus::Missing,
+                    (None, _, _) => StepStatus::NotDue,
+                };
+                StepTiming {
+                    step: s.name.clone(),
+                    at,
+                    duration_ms,
+                    deadline,
+                    target_ms: s.sla_ms,
+                    status,
+                }
+            })
+            .collect();
+        let outcome_name = match outcome {
+            SlaOutcome::Completed => "completed",
+            SlaOutcome::Cancelled => "cancelled",
+            SlaOutcome::Expired => "expired",
+            SlaOutcome::StepLate => "late",
+        };
+        let sla_id = match late {
+            Some((i, _)) => format!(
+                "{}/{}/{outcome_name}/{}",
+                self.name, inst.key, self.steps[i].name
+            ),
+            None => format!("{}/{}/{outcome_name}", self.name, inst.key),
+        };
+        Output::Sla(SlaEvent {
+            sla_id,
+            workflow: self.name.clone(),
+            key: inst.key.clone(),
+            outcome,
+            started_at: inst.started_at,
+            ended_at,
+            detected_at,
+            late_step: late.map(|(i, _)| self.steps[i].name.clone()),
+            late_by_ms: late.map(|(_, by)| by),
+            steps,
+            dimensions: inst.dimensions.clone(),
+            sightline_version: crate::VERSION.to_string(),
+        })
+    }
+
+    /// Resolves every missing-step alert still open (the instance ended another way).
+    fn resolve_open(&self, inst: &Instance, reason: &str, at: i64, out: &mut Vec<Output>) {
+        for &i in &inst.fired {
+            if inst.seen.contains_key(&i) {
+                continue;
+            }
+            out.push(self.alert(
+                inst,
+                Some(i),
+                "missing_step",
+                AlertStatus::Resolved,
+                self.severity(i),
+                format!(
+                    "{} {}: step `{}` no longer awaited: instance {reason}",
+                    self.name, inst.key, self.steps[i].name
+                ),
+                self.deadline(inst, i),
+                at,
+                BTreeMap::from([("reason".to_string(), reason.to_string())]),
+            ));
+        }
+    }
+
+    /// Timers for the deadlines of steps anchored on step `anchor` (or on the start).
+    fn schedule_from(&self, inst: &Instance, anchor: usize, timers: &mut Vec<Timer>) {
+        let is_start = self.steps[anchor].start;
+        for (j, s) in self.steps.iter().enumerate() {
+            let anchored = match s.after {
+                Some(a) => a == anchor,
+                None => is_start && !s.start,
+            };
+            if anchored && !inst.seen.contains_key(&j) && !s.optional {
+                if let Some(due) = self.deadline(inst, j) {
+                    timers.push(Timer {
+                        due_ms: due,
+                        kind: TimerKind::Deadline(j),
+                    });
+                }
+            }
+        }
+    }
+
+    /// An event of this workflow (its type marks a step) for the instance of its key.
+    pub fn on_event(&self, instance: Option<Instance>, ev: &Event) -> Transition {
+        let Some(i) = self.step_for(&ev.event_type) else {
+            return Transition {
+                instance,
+                outputs: Vec::new(),
+                timers: Vec::new(),
+            };
+        };
+        let t = ev.event_time_ms;
+        let mut outputs = Vec::new();
+        let mut timers = Vec::new();
+        let created = instance.is_none();
+        let mut inst = instance.unwrap_or_else(|| Instance::new(&ev.key, t));
+        let step = &self.steps[i];
+
+        let dup_id = ev
+            .event_id
+            .as_ref()
+            .is_some_and(|id| inst.event_ids.contains(id));
+        if dup_id || inst.seen.contains_key(&i) {
+            let what = if dup_id {
+                "event id seen before"
+            } else {
+                "step already recorded"
+            };
+            outputs.push(self.alert(
+                &inst,
+                Some(i),
+                "duplicate",
+                AlertStatus::Resolved,
+                Severity::Info,
+                format!(
+                    "{} {}: duplicate `{}` ({what}); not counted again",
+                    self.name, inst.key, step.name
+                ),
+                None,
+                t,
+                BTreeMap::from([
+                    (
+                        "event_id".to_string(),
+                        ev.event_id.clone().unwrap_or_default(),
+                    ),
+                    (
+                        "offset".to_string(),
+                        format!(
+                            "{}[{}]@{}",
+                            ev.coordinates.topic, ev.coordinates.partition, ev.coordinates.offset
+                        ),
+                    ),
+                ]),
+            ));
+            return Transition {
+                instance: Some(inst),
+                outputs,
+                timers,
+            };
+        }
+        if inst.closed {
+            // After the end: remembered for duplicate detection only.
+            return Transition {
+                instance: Some(inst),
+                outputs,
+                timers,
+            };
+        }
+        if created {
+            timers.push(Timer {
+                due_ms: t + self.ttl_ms,
+                kind: TimerKind::Expire,
+            });
+            if !step.start {
+                timers.push(Timer {
+                    due_ms: t + self.orphan_grace_ms,
+                    kind: TimerKind::Orphan,
+                });
+            }
+        }
+        inst.seen.insert(i, t);
+        if let Some(id) = &ev.event_id {
+            inst.event_ids.insert(id.clone());
+        }
+        for (k, v) in &ev.dimensions {
+            inst.dimensions.insert(k.to_string(), v.clone());
+        }
+        inst.lineage.push(LineageEntry {
+            event_type: ev.event_type.clone(),
+            topic: ev.coordinates.topic.to_string(),
+            partition: ev.coordinates.partition,
+            offset: ev.coordinates.offset,
+            event_time: t,
+            trace_id: ev
+                .traceparent
+                .as_ref()
+                .and_then(|tp| tp.split('-').nth(1).map(str::to_string)),
+        });
+
+        if step.start && inst.started_at.is_none() {
+            inst.started_at = Some(t);
+            if inst.orphan_fired {
+                outputs.push(self.alert(
+                    &inst,
+                    None,
+                    "orphan",
+                    AlertStatus::Resolved,
+                    Severity::Warning,
+                    format!(
+                        "{} {}: the start step `{}` arrived after all",
+                        self.name, inst.key, step.name
+                    ),
+                    None,
+                    t,
+                    BTreeMap::new(),
+                ));
+            }
+        }
+        if let Some(a) = step.after {
+            if !inst.seen.contains_key(&a) {
+                outputs.push(self.alert(
+                    &inst,
+                    Some(i),
+                    "out_of_order",
+                    AlertStatus::Resolved,
+                    Severity::Info,
+                    format!(
+                        "{} {}: `{}` arrived before `{}`",
+                        self.name, inst.key, step.name, self.steps[a].name
+                    ),
+                    None,
+                    t,
+                    BTreeMap::from([("expected_after".to_string(), self.steps[a].name.clone())]),
+                ));
+            }
+        }
+        // On time or late?
+        if let Some(due) = self.deadline(&inst, i).filter(|_| !step.optional) {
+            let late_by = t - due;
+            if late_by > 0 {
+                if !inst.fired.contains(&i) {
+                    outputs.push(self.missing(&inst, i, due));
+                    inst.fired.insert(i);
+                }
+                outputs.push(self.alert(
+                    &inst,
+                    Some(i),
+                    "missing_step",
+                    AlertStatus::Resolved,
+                    self.severity(i),
+                    format!(
+                        "{} {}: step `{}` arrived {} late",
+                        self.name,
+                        inst.key,
+                        step.name,
+                        human(late_by)
+                    ),
+                    Some(due),
+                    t,
+                    BTreeMap::from([("late_by_ms".to_string(), late_by.to_string())]),
+                ));
+                outputs.push(self.sla(&inst, SlaOutcome::StepLate, Some(t), t, Some((i, late_by))));
+            } else if inst.fired.contains(&i) {
+                // On time in event time, but the alert fired before the event arrived (it came
+                // later than the allowed lateness).
+                outputs.push(self.alert(
+                    &inst,
+                    Some(i),
+                    "missing_step",
+                    AlertStatus::Resolved,
+                    self.severity(i),
+                    format!(
+                        "{} {}: step `{}` arrived on time, but later than the stream clock allowed",
+                        self.name, inst.key, step.name
+                    ),
+                    Some(due),
+                    t,
+                    BTreeMap::from([("late_by_ms".to_string(), "0".to_string())]),
+                ));
+            }
+        }
+        if inst.started_at.is_some() {
+            if step.start {
+                self.schedule_from(&inst, i, &mut timers);
+                // Steps anchored on steps that arrived before the start are now due too.
+                let earlier: Vec<usize> = inst.seen.keys().copied().filter(|&k| k != i).collect();
+                for k in earlier {
+                    self.schedule_from(&inst, k, &mut timers);
+                }
+            } else {
+                self.schedule_from(&inst, i, &mut timers);
+            }
+        }
+
+        if step.closes {
+            inst.closed = true;
+            self.resolve_open(&inst, "cancelled", t, &mut outputs);
+            outputs.push(self.sla(&inst, SlaOutcome::Cancelled, Some(t), t, None));
+        } else if inst.started_at.is_some()
+            && (step.terminal
+                || (0..self.steps.len()).all(|j| !self.required(j) || inst.seen.contains_key(&j)))
+        {
+            inst.closed = true;
+            self.resolve_open(&inst, "completed", t, &mut outputs);
+            outputs.push(self.sla(&inst, SlaOutcome::Completed, Some(t), t, None));
+        }
+        Transition {
+            instance: Some(inst),
+            outputs,
+            timers,
+        }
+    }
+
+    fn missing(&self, inst: &Instance, i: usize, due: i64) -> Output {
+        let s = &self.steps[i];
+        self.alert(
+            inst,
+            Some(i),
+            "missing_step",
+            AlertStatus::Firing,
+            self.severity(i),
+            format!(
+                "{} {}: step `{}` missing; it was due {} ({} after `{}`)",
+                self.name,
+                inst.key,
+                s.name,
+                iso(due),
+                human(due - self.anchor_at(inst, i).unwrap_or(due)),
+                self.anchor_name(i)
+            ),
+            Some(due),
+            due,
+            BTreeMap::new(),
+        )
+    }
+
+    /// A timer came due on the stream clock (`now_ms` ≥ its due time).
+    pub fn on_timer(&self, instance: Option<Instance>, timer: Timer, now_ms: i64) -> Transition {
+        let mut outputs = Vec::new();
+        let mut timers = Vec::new();
+        let Some(mut inst) = instance else {
+            return Transition {
+                instance: None,
+                outputs,
+                timers,
+            };
+        };
+        match timer.kind {
+            TimerKind::Deadline(i) => {
+                let s = &self.steps[i];
+                if inst.closed
+                    || s.optional
+                    || inst.seen.contains_key(&i)
+                    || inst.fired.contains(&i)
+                {
+                    return Transition {
+                        instance: Some(inst),
+                        outputs,
+                        timers,
+                    };
+                }
+                match self.deadline(&inst, i) {
+                    // Dimensions learnt since may have moved the deadline later: wait for it.
+                    Some(due) if due > now_ms => timers.push(Timer {
+                        due_ms: due,
+                        kind: timer.kind,
+                    }),
+                    Some(due) => {
+                        outputs.push(self.missing(&inst, i, due));
+                        inst.fired.insert(i);
+                    }
+                    None => {}
+                }
+            }
+            TimerKind::Orphan => {
+                if inst.started_at.is_none() && !inst.closed && !inst.orphan_fired {
+                    inst.orphan_fired = true;
+                    let start = self
+                        .steps
+                        .iter()
+                        .find(|s| s.start)
+                        .map(|s| s.name.as_str())
+                        .unwrap_or("start");
+                    outputs.push(self.alert(
+                        &inst,
+                        None,
+                        "orphan",
+                        AlertStatus::Firing,
+                        Severity::Warning,
+                        format!(
+                            "{} {}: events arrived but the start step `{start}` did not within {}",
+                            self.name,
+                            inst.key,
+                            human(self.orphan_grace_ms)
+                        ),
+                        Some(timer.due_ms),
+                        timer.due_ms,
+                        BTreeMap::new(),
+                    ));
+                }
+            }
+            TimerKind::Expire => {
+                if !inst.closed {
+                    self.resolve_open(&inst, "expired", timer.due_ms, &mut outputs);
+                    if inst.orphan_fired && inst.started_at.is_none() {
+                        outputs.push(self.alert(
+                            &inst,
+                            None,
+                            "orphan",
+                            AlertStatus::Resolved,
+                            Severity::Warning,
+                            format!("{} {}: orphan dropped at its ttl", self.name, inst.key),
+                            None,
+                            timer.due_ms,
+                            BTreeMap::from([("reason".to_string(), "expired".to_string())]),
+                        ));
+                    }
+                    outputs.push(self.alert(
+                        &inst,
+                        None,
+                        "expired",
+                        AlertStatus::Resolved,
+                        Severity::Warning,
+                        format!(
+                            "{} {}: unfinished after {}; no longer tracked",
+                            self.name,
+                            inst.key,
+                            human(self.ttl_ms)
+                        ),
+                        Some(timer.due_ms),
+                        timer.due_ms,
+                        BTreeMap::new(),
+                    ));
+                    outputs.push(self.sla(&inst, SlaOutcome::Expired, None, timer.due_ms, None));
+                }
+                return Transition {
+                    instance: None,
+                    outputs,
+                    timers,
+                };
+            }
+        }
+        Transition {
+            instance: Some(inst),
+            outputs,
+            timers,
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! Table and property tests of the workflow state machine, without Kafka.
+
+use super::*;
+use crate::ingest::{Coordinates, Event};
+use crate::outputs::{AlertStatus, Output};
+use proptest::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+const SPEC: &str = r#"
+name: o2c
+timezone: Europe/Amsterdam
+ttl: 7d
+orphan_grace: 1h
+calendars:
+  weekend: { days: [sat, sun] }
+steps:
+  - { name: ordered, on: order_confirmed, start: true }
+  - { name: paid, on: payment_captured, after: ordered, within: 15m, severity: critical, sla: 10m }
+  - name: shipped
+    on: shipment_dispatched
+    after: paid
+    within: 24h
+    overrides:
+      - { when: { carrier: dhl }, within: 48h }
+      - { calendar: weekend, within: 72h }
+  - { name: invoiced, on: invoice_posted, within: 48h }
+  - { name: cancelled, on: order_cancelled, closes: true }
+  - { name: wrapped, on: gift_wrapped, optional: true }
+"#;
+
+fn wf() -> Workflow {
+    Workflow::compile(&serde_yaml::from_str(SPEC).unwrap()).unwrap()
+}
+
+const M: i64 = 60_000;
+const H: i64 = 60 * M;
+/// Monday 2026-11-23 10:00 UTC.
+const T0: i64 = 1_795_428_000_000;
+
+fn ev(key: &str, ty: &str, t: i64, id: &str, dims: &[(&str, &str)]) -> Event {
+    Event {
+        source: Arc::from("s"),
+        event_type: ty.to_string(),
+        key: key.to_string(),
+        event_id: Some(id.to_string()),
+        event_time_ms: t,
+        coordinates: Coordinates {
+            topic: Arc::from("t"),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: None,
+        },
+        dimensions: dims
+            .iter()
+            .map(|(k, v)| (Arc::from(*k), v.to_string()))
+            .collect(),
+        traceparent: None,
+    }
+}
+
+/// A tiny engine: instances and a timer index, fired in due order as the clock advances.
+#[derive(Default)]
+struct Sim {
+    instances: HashMap<String, Instance>,
+    timers: BTreeSet<(i64, String, TimerKind)>,
+    out: Vec<Output>,
+}
+
+impl Sim {
+    fn apply(&mut self, key: &str, t: Transition) {
+        match t.instance {
+            Some(i) => {
+                self.instances.insert(key.to_string(), i);
+            }
+            None => {
+                self.instances.remove(key);
+            }
+        }
+        for tm in t.timers {
+            self.timers.insert((tm.due_ms, key.to_string(), tm.kind));
+        }
+        self.out.extend(t.outputs);
+    }
+
+    fn feed(&mut self, w: &Workflow, e: Event) {
+        let t = w.on_event(self.instances.get(&e.key).cloned(), &e);
+        self.apply(&e.key.clone(), t);
+    }
+
+    fn advance(&mut self, w: &Workflow, now: i64) {
+        while let Some((due, key, kind)) = self.timers.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.timers.pop_first();
+            let t = w.on_timer(
+                self.instances.get(&key).cloned(),
+                Timer { due_ms: due, kind },
+                now,
+            );
+            self.apply(&key, t);
+        }
+    }
+
+    /// (kind or outcome, id, status) of every output.
+    fn summary(&self) -> Vec<(String, String, String)> {
+        self.out
+            .iter()
+            .map(|o| match o {
+                Output::Alert(a) => (
+                    a.kind.clone(),
+                    a.dedupe_id.clone(),
+                    format!("{:?}", a.status),
+                ),
+                Output::Sla(s) => (format!("{:?}", s.outcome), s.sla_id.clone(), String::new()),
+                Output::Drift(d) => ("drift".into(), d.drift_id.clone(), String::new()),
+            })
+            .collect()
+    }
+}
+
+fn s(kind: &str, id: &str, status: &str) -> (String, String, String) {
+    (kind.to_string(), id.to_string(), status.to_string())
+}
+
+#[test]
+fn a_complete_order_gives_one_sla_event_with_step_timings_and_no_alert() {
+    let w = wf();
+    let mut sim = Sim::default();
+    sim.feed(&w, ev("K", "order_confirmed", T0, "c", &[("region", "eu")]));
+    sim.feed(&w, ev("K", "payment_captured", T0 + 5 * M, "p", &[]));
+    sim.feed(
+        &w,
+        ev(
+            "K",
+            "shipment_dispatched",
+            T0 + 2 * H,
+            "s",
+            &[("carrier", "ups")],
+        ),
+    );
+    sim.advance(&w, T0 + 2 * H);
+    sim.feed(&w, ev("K", "invoice_posted", T0 + 3 * H, "i", &[]));
+    sim.advance(&w, T0 + 30 * 24 * H);
+    assert_eq!(sim.summary(), vec![s("Completed", "o2c/K/completed", "")]);
+    let Output::Sla(sla) = &sim.out[0] else {
+        unreachable!()
+    };
+    let timing: Vec<(&str, Option<i64>, StepStatus)> = sla
+        .steps
+        .iter()
+        .map(|t| (t.step.as_str(), t.duration_ms, t.status))
+        .collect();
+    use crate::outputs::StepStatus;
+    assert_eq!(
+        timing,
+        vec![
+            ("ordered", None, StepStatus::Met),
+            ("paid", Some(5 * M), StepStatus::Met),
+            ("shipped", Some(2 * H - 5 * M), StepStatus::Met),
+            ("invoiced", Some(3 * H), StepStatus::Met),
+            ("wrapped", None, StepStatus::NotDue),
+        ]
+    );
+    assert_eq!(
+        sla.dimensions.get("carrier").map(String::as_str),
+        Some("ups")
+    );
+    assert!(sim.instances.is_empty(), "state is dropped at the ttl");
+}
+
+#[test]
+fn a_missing_step_fires_once_and_a_late_arrival_resolves_it_saying_how_late() {
+    let w = wf();
+    let mut sim = Sim::default();
+    sim.feed(&w, ev("K", "order_confirmed", T0, "c", &[]));
+    sim.advance(&w, T0 + 15 * M - 1);
+    assert!(sim.out.is_empty());
+    sim.advance(&w, T0 + 16 * M);
+    sim.advance(&w, T0 + 17 * M);
+    assert_eq!(
+        sim.summary(),
+        vec![s("missing_step", "o2c/K/paid", "Firing")]
+    );
+    let Output::Alert(a) = &sim.out[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (a.deadline, a.detected_at),
+        (Some(T0 + 15 * M), T0 + 15 * M)
+    );
+    assert_eq!(
+        a.summary,
+        "o2c K: step `paid` missing; it was due 2026-11-23T10:15:00Z (15m00s after `ordered`)"
+    );
+    sim.feed(&w, ev("K", "payment_captured", T0 + 20 * M, "p", &[]));
+    assert_eq!(
+        sim.summary()[1..],
+        [
+            s("missing_step", "o2c/K/paid", "Resolved"),
+            s("StepLate", "o2c/K/late/paid", "")
+        ]
+    );
+    let Output::Alert(r) = &sim.out[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        r.attributes.get("late_by_ms").map(String::as_str),
+        Some("300000")
+    );
+    assert_eq!(r.summary, "o2c K: step `paid` arrived 5m00s late");
+}
+
+#[test]
+fn a_step_exactly_at_its_deadline_is_on_time() {
+    let w = wf();
+    let mut sim = Sim::default();
+    sim.feed(&w, ev("K", "order_confirmed", T0, "c", &[]));
+    sim.feed(&w, ev("K", "payment_captured", T0 + 15 * M, "p", &[]));
+    sim.advance(&w, T0 + 20 * M);
+    assert!(sim.out.is_empty(), "{:?}", sim.summary());
+    // And a timer that fires at the very deadline, before the step, does fire.
+    let mut sim = Sim::default();
+    sim.feed(&w, ev("K", "order_confirmed", T0, "c", &[]));
+    sim.advance(&w, T0 + 15 * M);
+    assert_eq!(
+        sim.summary(),
+        vec![s("missing_step", "o2c/K/paid", "Firing")]
+    );
+}
+
+#[test]
+fn out_of_order_duplicate_orphan_cancelled_and_expired_are_each_reported() {
+    let w = wf();
+    let mut sim = Sim::default();
+    // Out of order: the shipment before the payment; the payment then completes the chain.
+    sim.feed(&w, ev("A", "order_confirmed", T0, "a1", &[]));
+    sim.feed(&w, ev("A", "shipment_dispatched", T0 + M, "a2", &[]));
+    sim.feed(&w, ev("A", "payment_captured", T0 + 2 * M, "a3", &[]));
+    // Duplicate: the same payment again (same event id), and the same step under a new id.
+    sim.feed(&w, ev("A", "payment_captured", T0 + 2 * M, "a3", &[]));
+    sim.feed(&w, ev("A", "payment_captured", T0 + 3 * M, "a3-bis", &[]));
+    sim.feed(&w, ev("A", "invoice_posted", T0 + 4 * M, "a4", &[]));
+    // Orphan: a payment for an order never confirmed.
+    sim.feed(&w, ev("B", "payment_captured", T0, "b1", &[]));
+    // Cancelled after its payment alert fired.
+    sim.feed(&w, ev("C", "order_confirmed", T0, "c1", &[]));
+    sim.advance(&w, T0 + 2 * H);
+    sim.feed(&w, ev("C", "order_cancelled", T0 + 2 * H, "c2", &[]));
+    // Expired: paid, never shipped nor invoiced.
+    sim.feed(&w, ev("D", "order_confirmed", T0, "d1", &[]));
+    sim.feed(&w, ev("D", "payment_captured", T0 + M, "d2", &[]));
+    sim.advance(&w, T0 + 8 * 24 * H);
+    let mut got = sim.summary();
+    got.sort();
+    let mut want = vec![
+        s("out_of_order", "o2c/A/shipped/out_of_order", "Resolved"),
+        s("duplicate", "o2c/A/paid/duplicate", "Resolved"),
+        s("duplicate", "o2c/A/paid/duplicate", "Resolved"),
+        s("Completed", "o2c/A/completed", ""),
+        // The payment came before the order it depends on: out of order, and then an orphan.
+        s("out_of_order", "o2c/B/paid/out_of_order", "Resolved"),
+        s("orphan", "o2c/B/orphan", "Firing"),
+        s("orphan", "o2c/B/orphan", "Resolved"),
+        s("expired", "o2c/B/expired", "Resolved"),
+        s("Expired", "o2c/B/expired", ""),
+        s("missing_step", "o2c/C/paid", "Firing"),
+        s("missing_step", "o2c/C/paid", "Resolved"),
+        s("Cancelled", "o2c/C/cancelled", ""),
+        s("missing_step", "o2c/D/shipped", "Firing"),
+        s("missing_step", "o2c/D/invoiced", "Firing"),
+        s("missing_step", "o2c/D/shipped", "Resolved"),
+        s("missing_step", "o2c/D/invoiced", "Resolved"),
+        s("expired", "o2c/D/expired", "Resolved"),
+        s("Expired", "o2c/D/expired", ""),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // The duplicate payment was not counted again: A's SLA has one payment, 2 minutes in.
+    let sla = sim.out.iter().find_map(|o| match o {
+        Output::Sla(s) if s.key == "A" => Some(s.clone()),
+        _ => None,
+    });
+    let paid = sla
+        .unwrap()
+        .steps
+        .into_iter()
+        .find(|t| t.step == "paid")
+        .unwrap();
+    assert_eq!(paid.duration_ms, Some(2 * M));
+    assert!(sim.instances.is_empty());
+}
+
+#[test]
+fn per_dimension_and_calendar_thresholds_hold_across_a_dst_change() {
+    let w = wf();
+    let shipped_within = |paid_at: i64, carrier: &str| {
+        let mut sim = Sim::default();
+        sim.feed(
+            &w,
+            ev(
+                "K",
+                "order_confirmed",
+                paid_at - M,
+                "c",
+                &[("carrier", carrier)],
+            ),
+        );
+        sim.feed(&w, ev("K", "payment_captured", paid_at, "p", &[]));
+        let inst = &sim.instances["K"];
+        w.deadline(inst, 2).unwrap() - paid_at
+    };
+    let ms = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+    };
+    // A weekday: 24h; DHL: 48h, whatever the day (first override wins).
+    assert_eq!(shipped_within(ms("2026-03-27T10:00:00Z"), "ups"), 24 * H);
+    assert_eq!(shipped_within(ms("2026-03-28T10:00:00Z"), "dhl"), 48 * H);
+    // Around the spring-forward of 29 March 2026 in Amsterdam: Sunday 23:30 local is 21:30 UTC
+    // (weekend, 72h); 22:30 UTC is already Monday 00:30 local (24h).
+    assert_eq!(shipped_within(ms("2026-03-29T21:30:00Z"), "ups"), 72 * H);
+    assert_eq!(shipped_within(ms("2026-03-29T22:30:00Z"), "ups"), 24 * H);
+    // Around the fall-back of 25 October 2026: 22:30 UTC is 23:30 local, still Sunday.
+    assert_eq!(shipped_within(ms("2026-10-25T22:30:00Z"), "ups"), 72 * H);
+    assert_eq!(shipped_within(ms("2026-10-25T23:30:00Z"), "ups"), 24 * H);
+}
+
+/// Per key: a random story (some steps missing, late, duplicated, out of order).
+fn story(key: usize) -> impl Strategy<Value = Vec<Event>> {
+    (
+        0u8..32,
+        0i64..40,
+        0i64..3000,
+        0i64..3000,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(move |(mask, pay_m, ship_m, inv_m, dup, swap)| {
+            let k = format!("K{key}");
+            let base = T0 + key as i64 * 7 * M;
+            let mut v = Vec::new();
+            if mask & 1 == 0 {
+                v.push(ev(&k, "order_confirmed", base, &format!("{k}c"), &[]));
+            }
+            if mask & 2 == 0 {
+                v.push(ev(
+                    &k,
+                    "payment_captured",
+                    base + pay_m * M,
+                    &format!("{k}p"),
+                    &[],
+                ));
+            }
+            if mask & 4 == 0 {
+                v.push(ev(
+                    &k,
+                    "shipment_dispatched",
+                    base + pay_m * M + ship_m * M,
+                    &format!("{k}s"),
+                    &[],
+                ));
+            }
+            if mask & 8 == 0 {
+                v.push(ev(
+                    &k,
+                    "invoice_posted",
+                    base + inv_m * M,
+                    &format!("{k}i"),
+                    &[],
+                ));
+            }
+            if dup && !v.is_empty() {
+                v.push(v[0].clone());
+            }
+            if swap && v.len() > 2 {
+                v.swap(1, 2);
+            }
+            v
+        })
+}
+
+/// Feeds the interleaving chosen by `picks` (per-key order kept) with a watermark that trails
+/// the max event time by `lateness`, then flushes the clock to the end of time.
+fn run(stories: &[Vec<Event>], picks: &[usize], lateness: i64) -> Sim {
+    let w = wf();
+    let mut sim = Sim::default();
+    let mut next = vec![0usize; stories.len()];
+    let mut max_t = i64::MIN;
+    let mut p = picks.iter().cycle();
+    while next.iter().zip(stories).any(|(n, s)| *n < s.len()) {
+        let mut k = *p.next().unwrap() % stories.len();
+        while next[k] >= stories[k].len() {
+            k = (k + 1) % stories.len();
+        }
+        let e = stories[k][next[k]].clone();
+        next[k] += 1;
+        max_t = max_t.max(e.event_time_ms);
+        sim.feed(&w, e);
+        sim.advance(&w, max_t - lateness);
+    }
+    sim.advance(&w, i64::MAX / 2);
+    sim
+}
+
+fn sorted(sim: &Sim) -> Vec<(String, String, String)> {
+    let mut v = sim.summary();
+    v.sort();
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// In event-time mode, any arrival order that keeps each key's order gives the same outputs
+    /// (with an allowed lateness that covers the stream's disorder).
+    #[test]
+    fn any_interleaving_that_keeps_per_key_order_gives_the_same_outputs(
+        stories in (0usize..6).prop_flat_map(|n| (0..n + 1).map(story).collect::<Vec<_>>()),
+        picks_a in proptest::collection::vec(any::<usize>(), 1..40),
+        picks_b in proptest::collection::vec(any::<usize>(), 1..40),
+    ) {
+        let lateness = 10 * 24 * H;
+        prop_assert_eq!(sorted(&run(&stories, &picks_a, lateness)), sorted(&run(&stories, &picks_b, lateness)));
+    }
+
+    /// Whatever the order and however the clock moves, no deadline fires twice, and every
+    /// FIRING is followed by at most one RESOLVED.
+    #[test]
+    fn no_deadline_fires_twice(
+        stories in (0usize..6).prop_flat_map(|n| (0..n + 1).map(story).collect::<Vec<_>>()),
+        picks in proptest::collection::vec(any::<usize>(), 1..40),
+        lateness in 0i64..(3 * H),
+    ) {
+        let sim = run(&stories, &picks, lateness);
+        let mut firing = HashMap::<String, usize>::new();
+        let mut resolved = HashMap::<String, usize>::new();
+        for o in &sim.out {
+            if let Output::Alert(a) = o {
+                if a.kind == "missing_step" {
+                    match a.status {
+                        AlertStatus::Firing => *firing.entry(a.dedupe_id.clone()).or_default() += 1,
+                        AlertStatus::Resolved => *resolved.entry(a.dedupe_id.clone()).or_default() += 1,
+                    }
+                }
+            }
+        }
+        for (id, n) in &firing {
+            prop_assert_eq!(*n, 1, "{} fired {} times", id, n);
+        }
+        for (id, n) in &resolved {
+            prop_assert!(*n <= 1 && firing.contains_key(id), "{} resolved {} times", id, n);
+        }
+        prop_assert!(sim.instances.is_empty(), "every instance is gone after its ttl");
+    }
+}

@@ -1,0 +1,48 @@
+//! The SLA event record (schemas/sightline/sla_event.avsc).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SlaOutcome {
+    Completed,
+    Cancelled,
+    Expired,
+    StepLate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    Met,
+    Breached,
+    Missing,
+    NotDue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTiming {
+    pub step: String,
+    pub at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub deadline: Option<i64>,
+    pub target_ms: Option<i64>,
+    pub status: StepStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaEvent {
+    pub sla_id: String,
+    pub workflow: String,
+    pub key: String,
+    pub outcome: SlaOutcome,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub detected_at: i64,
+    pub late_step: Option<String>,
+    pub late_by_ms: Option<i64>,
+    pub steps: Vec<StepTiming>,
+    pub dimensions: BTreeMap<String, String>,
+    pub sightline_version: String,
+}

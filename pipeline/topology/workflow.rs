@@ -1,0 +1,337 @@
+//! Workflow declarations: steps, the event type that marks each, and the deadlines between them.
+//!
+//! ```yaml
+//! workflows:
+//!   - name: order-to-cash
+//!     timezone: Europe/Amsterdam      # calendars are evaluated in this zone
+//!     ttl: 30d                        # an instance is dropped (and reported) after this
+//!     orphan_grace: 1h                # a non-start event with no start by then is an orphan
+//!     calendars:
+//!       weekend: { days: [sat, sun] }
+//!       peak: { dates: [2026-11-27, 2026-11-30] }
+//!     steps:
+//!       - { name: ordered, on: order_confirmed, start: true }
+//!       - name: paid
+//!         on: payment_captured
+//!         after: ordered              # deadline anchor and dependency (default: workflow start)
+//!         within: 15m
+//!         severity: critical          # info | warning | critical
+//!         sla: 10m                    # target reported as met/breached on completion
+//!         overrides:                  # first match wins
+//!           - { when: { carrier: dhl }, within: 48h }
+//!           - { calendar: weekend, within: 2h }
+//!       - { name: cancelled, on: order_cancelled, closes: true }   # an alternative end
+//!       - { name: wrapped, on: gift_wrapped, optional: true }
+//! ```
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// A duration written as `90s`, `15m`, `24h`, `30d` (or combined: `1h30m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub i64);
+
+impl Span {
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+
+    pub fn parse(s: &str) -> Result<Span, String> {
+        let mut total: i64 = 0;
+        let mut num = String::new();
+        let mut any = false;
+        for c in s.trim().chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let unit = match c {
+                's' => 1_000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                _ => {
+                    return Err(format!(
+                        "`{s}` is not a duration: use s, m, h or d, e.g. 15m, 24h, 1h30m"
+                    ))
+                }
+            };
+            let n: i64 = num
+                .parse()
+                .map_err(|_| format!("`{s}` is not a duration: a number must come before `{c}`"))?;
+            total = total.saturating_add(n.saturating_mul(unit));
+            num.clear();
+            any = true;
+        }
+        if !num.is_empty() || !any {
+            return Err(format!(
+                "`{s}` is not a duration: end with a unit (s, m, h, d), e.g. 15m"
+            ));
+        }
+        Ok(Span(total))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Span::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StepSeverity {
+    Info,
+    #[default]
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSpec {
+    /// Days of the week: mon, tue, wed, thu, fri, sat, sun.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Dates (YYYY-MM-DD) in the workflow's time zone: holidays, peak days.
+    #[serde(default)]
+    pub dates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideSpec {
+    /// Dimension values that must all match.
+    #[serde(default)]
+    pub when: BTreeMap<String, String>,
+    /// A calendar the anchor time must fall in.
+    #[serde(default)]
+    pub calendar: Option<String>,
+    pub within: Span,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: String,
+    /// The event type that marks this step.
+    pub on: String,
+    #[serde(default)]
+    pub start: bool,
+    /// The step this one depends on and whose time anchors its deadline (default: the start).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Deadline after the anchor.
+    #[serde(default)]
+    pub within: Option<Span>,
+    #[serde(default)]
+    pub optional: bool,
+    /// Reaching this step ends the workflow (completed) even if optional steps are missing.
+    #[serde(default)]
+    pub terminal: bool,
+    /// Reaching this step closes the workflow as an alternative end (cancelled).
+    #[serde(default)]
+    pub closes: bool,
+    #[serde(default)]
+    pub severity: StepSeverity,
+    /// "Business criticality" label carried on alerts (free text, e.g. revenue, compliance).
+    #[serde(default)]
+    pub criticality: Option<String>,
+    /// SLA target from the anchor, reported met/breached on completion.
+    #[serde(default)]
+    pub sla: Option<Span>,
+    #[serde(default)]
+    pub overrides: Vec<OverrideSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    #[serde(default = "default_ttl")]
+    pub ttl: Span,
+    #[serde(default = "default_grace")]
+    pub orphan_grace: Span,
+    #[serde(default)]
+    pub calendars: BTreeMap<String, CalendarSpec>,
+    pub steps: Vec<StepSpec>,
+}
+
+fn default_tz() -> String {
+    "UTC".into()
+}
+fn default_ttl() -> Span {
+    Span(30 * 86_400_000)
+}
+fn default_grace() -> Span {
+    Span(3_600_000)
+}
+
+impl WorkflowSpec {
+    /// Every problem, each with a text to find its line by.
+    pub fn validate(&self) -> Vec<super::source::Invalid> {
+        let mut out = Vec::new();
+        let wf = &self.name;
+        let mut bad = |anchor: &str, message: String| {
+            out.push(super::source::Invalid {
+                anchor: anchor.to_string(),
+                message,
+            })
+        };
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            bad(&format!("timezone: {}", self.timezone), format!("workflow `{wf}`: unknown time zone `{}` (use an IANA name such as Europe/Amsterdam)", self.timezone));
+        }
+        if !self.steps.iter().any(|s| s.start) {
+            bad(
+                &format!("name: {wf}"),
+                format!("workflow `{wf}`: no step has `start: true`"),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.steps {
+            let at = format!("name: {}", s.name);
+            if !names.insert(s.name.as_str()) {
+                bad(
+                    &at,
+                    format!("workflow `{wf}`: step `{}` is declared twice", s.name),
+                );
+            }
+            if let Some(a) = &s.after {
+                if !self.steps.iter().any(|x| &x.name == a) {
+                    bad(
+                        &format!("after: {a}"),
+                        format!(
+                            "workflow `{wf}`: step `{}` comes after `{a}`, which is not a step",
+                            s.name
+                        ),
+                    );
+                } else if a == &s.name {
+                    bad(
+                        &at,
+                        format!(
+                            "workflow `{wf}`: step `{}` cannot come after itself",
+                            s.name
+                        ),
+                    );
+                }
+            }
+            for (what, span) in [("within", s.within), ("sla", s.sla)] {
+                if let Some(span) = span {
+                    if span.ms() <= 0 {
+                        bad(
+                            &at,
+                            format!(
+                                "workflow `{wf}`: step `{}`: `{what}` must be longer than zero",
+                                s.name
+                            ),
+                        );
+                    } else if span.ms() > self.ttl.ms() {
+                        bad(&at, format!("workflow `{wf}`: step `{}`: `{what}` is longer than the instance ttl; it could never fire", s.name));
+                    }
+                }
+            }
+            if s.start && (s.after.is_some() || s.within.is_some()) {
+                bad(
+                    &at,
+                    format!(
+                        "workflow `{wf}`: start step `{}` cannot have `after` or `within`",
+                        s.name
+                    ),
+                );
+            }
+            for o in &s.overrides {
+                if let Some(c) = &o.calendar {
+                    if !self.calendars.contains_key(c) {
+                        bad(&format!("calendar: {c}"), format!("workflow `{wf}`: step `{}` uses calendar `{c}`, which is not declared", s.name));
+                    }
+                }
+                if s.within.is_none() {
+                    bad(
+                        &at,
+                        format!(
+                            "workflow `{wf}`: step `{}` has overrides but no `within`",
+                            s.name
+                        ),
+                    );
+                }
+            }
+        }
+        let mut types = std::collections::HashMap::new();
+        for s in &self.steps {
+            if let Some(prev) = types.insert(s.on.as_str(), s.name.as_str()) {
+                bad(
+                    &format!("on: {}", s.on),
+                    format!(
+                        "workflow `{wf}`: event type `{}` marks both `{prev}` and `{}`",
+                        s.on, s.name
+                    ),
+                );
+            }
+        }
+        // Dependency cycles: follow `after` from each step.
+        for s in &self.steps {
+            let mut cur = s.after.as_deref();
+            let mut hops = 0;
+            while let Some(a) = cur {
+                hops += 1;
+                if a == s.name || hops > self.steps.len() {
+                    bad(
+                        &format!("name: {}", s.name),
+                        format!(
+                            "workflow `{wf}`: step `{}` depends on itself through `after`",
+                            s.name
+                        ),
+                    );
+                    break;
+                }
+                cur = self
+                    .steps
+                    .iter()
+                    .find(|x| x.name == a)
+                    .and_then(|x| x.after.as_deref());
+            }
+        }
+        for (name, c) in &self.calendars {
+            for d in &c.days {
+                if crate::detectors::workflow::calendar::weekday(d).is_none() {
+                    bad(
+                        &format!("{name}:"),
+                        format!(
+                            "workflow `{wf}`: calendar `{name}`: `{d}` is not a day (mon..sun)"
+                        ),
+                    );
+                }
+            }
+            for d in &c.dates {
+                if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+                    bad(
+                        d,
+                        format!(
+                            "workflow `{wf}`: calendar `{name}`: `{d}` is not a date (YYYY-MM-DD)"
+                        ),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_parse_and_bad_ones_say_why() {
+        assert_eq!(Span::parse("15m"), Ok(Span(900_000)));
+        assert_eq!(Span::parse("1h30m"), Ok(Span(5_400_000)));
+        assert_eq!(Span::parse("2d"), Ok(Span(172_800_000)));
+        assert!(Span::parse("15").unwrap_err().contains("end with a unit"));
+        assert!(Span::parse("15w").unwrap_err().contains("use s, m, h or d"));
+    }
+}
