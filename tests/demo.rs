@@ -14,7 +14,15 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
         http: "127.0.0.1:0".parse().unwrap(),
         seed: 7,
     };
-    let plan = generator::generate(opts.seed, opts.orders, 0, opts.poison_every);
+    // Only the counts and fault keys matter here; the demo places the orders in time itself.
+    let generated = generator::generate(
+        opts.seed,
+        opts.orders,
+        0,
+        1_000_000_000_000,
+        opts.poison_every,
+    );
+    let (plan, faults) = (generated.records, generated.faults);
     let (tx, rx) = tokio::sync::oneshot::channel();
     // The mock cluster is not Send: run the demo on this task, and look at HTTP beside it.
     let look = async {
@@ -64,7 +72,10 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
     assert_eq!(report.summary.records_consumed() as usize, plan.len());
     assert_eq!(report.summary.events, events);
     assert_eq!(report.summary.dead_lettered, poison);
-    assert_eq!(poison.values().sum::<u64>(), 12);
+    assert_eq!(
+        poison.values().sum::<u64>(),
+        events.values().sum::<u64>() / 100
+    );
 
     // The two mid-run schema changes: one drift event each, one alert for the incompatible one.
     let drift: Vec<(String, String, String)> = report
@@ -96,24 +107,89 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
             ),
         ]
     );
-    let alerts: Vec<(&str, &str, &str)> = report
+    // Every workflow fault the generator injected, and nothing else, on the alerts topic.
+    let mut want: Vec<(String, String)> = vec![(
+        "schema/json:warehouse.shipments:carrier:wrong_type".into(),
+        "FIRING".into(),
+    )];
+    let wf = "order-to-cash";
+    let mut add = |id: String, status: &str| want.push((id, status.to_string()));
+    for (fault, keys) in &faults {
+        for k in keys {
+            match *fault {
+                // Unpaid (and so never shipped or invoiced): the payment and invoice alerts fire
+                // (shipping counts from the payment, so it is never due), and at the ttl the
+                // instance expires, resolving them.
+                "missing_payment" => {
+                    add(format!("{wf}/{k}/paid"), "FIRING");
+                    add(format!("{wf}/{k}/paid"), "RESOLVED");
+                    add(format!("{wf}/{k}/invoiced"), "FIRING");
+                    add(format!("{wf}/{k}/invoiced"), "RESOLVED");
+                    add(format!("{wf}/{k}/expired"), "RESOLVED");
+                }
+                "missing_invoice" => {
+                    add(format!("{wf}/{k}/invoiced"), "FIRING");
+                    add(format!("{wf}/{k}/invoiced"), "RESOLVED");
+                    add(format!("{wf}/{k}/expired"), "RESOLVED");
+                }
+                "late_shipment" => {
+                    add(format!("{wf}/{k}/shipped"), "FIRING");
+                    add(format!("{wf}/{k}/shipped"), "RESOLVED");
+                }
+                "duplicate_payment" => add(format!("{wf}/{k}/paid/duplicate"), "RESOLVED"),
+                "shipped_before_paid" => add(format!("{wf}/{k}/shipped/out_of_order"), "RESOLVED"),
+                "orphan" => {
+                    add(format!("{wf}/{k}/orphan"), "FIRING");
+                    add(format!("{wf}/{k}/orphan"), "RESOLVED");
+                    add(format!("{wf}/{k}/expired"), "RESOLVED");
+                }
+                // Cancelled 20 minutes in: the payment alert (15m) fired, the cancellation resolves it.
+                "cancelled" => {
+                    add(format!("{wf}/{k}/paid"), "FIRING");
+                    add(format!("{wf}/{k}/paid"), "RESOLVED");
+                }
+                other => panic!("a fault the test does not know: {other}"),
+            }
+        }
+    }
+    want.sort();
+    let mut got: Vec<(String, String)> = report
         .summary
         .alert_records
         .iter()
         .map(|a| {
             (
-                a["dedupe_id"].as_str().unwrap(),
-                a["kind"].as_str().unwrap(),
-                a["status"].as_str().unwrap(),
+                a["dedupe_id"].as_str().unwrap().to_string(),
+                a["status"].as_str().unwrap().to_string(),
             )
         })
         .collect();
+    got.sort();
+    assert_eq!(got, want);
+
+    // SLA events: one per finished order, one STEP_LATE per late shipment, one EXPIRED per
+    // unfinished instance.
+    let n = |f: &str| faults.get(f).map_or(0, Vec::len) as u64;
+    let orders = 300 - n("orphan");
+    let sla: Vec<(&str, u64)> = report
+        .summary
+        .sla
+        .iter()
+        .map(|((_, o), v)| (o.as_str(), *v))
+        .collect();
     assert_eq!(
-        alerts,
-        vec![(
-            "schema/json:warehouse.shipments:carrier:wrong_type",
-            "schema_incompatible",
-            "FIRING"
-        )]
+        sla,
+        vec![
+            ("cancelled", n("cancelled")),
+            (
+                "completed",
+                orders - n("cancelled") - n("missing_payment") - n("missing_invoice")
+            ),
+            (
+                "expired",
+                n("missing_payment") + n("missing_invoice") + n("orphan")
+            ),
+            ("step_late", n("late_shipment")),
+        ]
     );
 }

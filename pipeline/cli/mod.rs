@@ -55,6 +55,9 @@ Every config key can be overridden from the environment, e.g.\n  SIGHTLINE_KAFKA
         /// One poison record after every N good ones (0: none).
         #[arg(long, default_value_t = 400)]
         poison_every: usize,
+        /// Seed of the traffic generator (the same seed gives the same traffic).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
         /// Address of /metrics, /healthz and /readyz during the demo.
         #[arg(long, default_value = "127.0.0.1:9464")]
         http: std::net::SocketAddr,
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
                 orders,
                 seconds,
                 poison_every,
+                seed,
                 http,
             } => {
                 demo::demo(crate::demo::DemoOptions {
@@ -102,7 +106,7 @@ pub fn main() -> ExitCode {
                     seconds,
                     poison_every,
                     http,
-                    ..Default::default()
+                    seed,
                 })
                 .await
             }

@@ -68,6 +68,8 @@ pub struct Config {
     pub topologies: TopologiesConfig,
     #[serde(default)]
     pub schemas: SchemasConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
     /// Directory of the config file; relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -263,6 +265,48 @@ impl Default for SchemasConfig {
             dir: default_schemas(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeMode {
+    #[default]
+    Event,
+    Wall,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    #[serde(default)]
+    pub time: TimeMode,
+    #[serde(default = "default_lateness")]
+    pub allowed_lateness_ms: u64,
+    #[serde(default = "default_tick")]
+    pub timer_tick_ms: u64,
+    #[serde(default = "default_idle")]
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            time: TimeMode::Event,
+            allowed_lateness_ms: default_lateness(),
+            timer_tick_ms: default_tick(),
+            idle_timeout_ms: default_idle(),
+        }
+    }
+}
+
+fn default_lateness() -> u64 {
+    60_000
+}
+fn default_tick() -> u64 {
+    200
+}
+fn default_idle() -> u64 {
+    30_000
 }
 
 fn default_group() -> String {

@@ -57,6 +57,7 @@ pub const SECTIONS: &[&str] = &[
     "outputs",
     "topologies",
     "schemas",
+    "engine",
 ];
 
 pub const KEYS: &[Key] = &[
@@ -121,6 +122,20 @@ pub const KEYS: &[Key] = &[
     key("outputs.dead_letter_suffix", Ty::Str, ".dlq", "A source's dead-letter topic is <topic><suffix> unless the topology names one."),
     key("topologies.paths", Ty::Paths, "[\"topologies\"]", "Topology files, or directories of *.yaml files."),
     key("schemas.dir", Ty::Str, "schemas", "Directory of the Avro contracts."),
+    key(
+        "engine.time",
+        Ty::OneOf(&["event", "wall"]),
+        "event",
+        "Stream clock of deadlines: event time (watermark = newest event time + wall time since it arrived - allowed lateness, so deadlines fire when traffic stops) or the wall clock.",
+    ),
+    key("engine.allowed_lateness_ms", Ty::Int { min: 0 }, "60000", "Event time mode: how far behind the newest event a deadline waits for stragglers."),
+    key("engine.timer_tick_ms", Ty::Int { min: 10 }, "200", "How often due timers are looked for."),
+    key(
+        "engine.idle_timeout_ms",
+        Ty::Int { min: 0 },
+        "30000",
+        "Event time mode: how long an assigned input partition that has delivered nothing holds the stream clock of its partition number back before it counts as idle.",
+    ),
 ];
 
 fn find(path: &str) -> Option<&'static Key> {

@@ -30,70 +30,135 @@ pub struct GenRecord {
     pub poison: Option<&'static str>,
 }
 
-/// Generates the records of `orders` orders, in production order, starting at `start_ms`
-/// (event time), one poison record after every `poison_every` good ones (0: none).
-pub fn generate(seed: u64, orders: usize, start_ms: i64, poison_every: usize) -> Vec<GenRecord> {
+/// The injected business faults, by kind: the keys they were injected for.
+pub type Faults = std::collections::BTreeMap<&'static str, Vec<String>>;
+
+/// What the generator produces: the records in production order, and which faults it injected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub records: Vec<GenRecord>,
+    pub faults: Faults,
+}
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+
+/// Generates `orders` orders of order-to-cash traffic, one poison record after every
+/// `poison_every` good ones (0: none). Orders start at `start_ms` (event time), one a second;
+/// the last `tail` of them happen around `now_ms`, so the stream clock reaches today and the old
+/// orders' deadlines and ttls come due. Faults are injected at fixed strides (see [`Faults`]):
+/// missing payments, late shipments, duplicate payments, shipments that happened before their
+/// payment, orphan payments, cancellations and missing invoices.
+pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_every: usize) -> Plan {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(orders * 4 + orders * 4 / poison_every.max(1));
+    let mut faults = Faults::new();
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .expect("valid time")
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     };
+    let tail = 30.min(orders);
     let mut good = 0usize;
     let mut poison_kind = 0usize;
     for i in 0..orders {
         let id = format!("O-{i:06}");
-        let t0 = start_ms + (i as i64) * 1_000;
+        let t0 = if i >= orders - tail {
+            now_ms - 30 * MIN + (i - (orders - tail)) as i64 * 1_000
+        } else {
+            start_ms + (i as i64) * 1_000
+        };
+        let fault = match i {
+            _ if i >= orders - tail => None,
+            _ if i % 97 == 13 => Some("missing_payment"),
+            _ if i % 89 == 7 => Some("late_shipment"),
+            _ if i % 83 == 5 => Some("duplicate_payment"),
+            _ if i % 79 == 3 => Some("shipped_before_paid"),
+            _ if i % 101 == 11 => Some("orphan"),
+            _ if i % 103 == 17 => Some("cancelled"),
+            _ if i % 107 == 19 => Some("missing_invoice"),
+            _ => None,
+        };
+        if let Some(f) = fault {
+            let key = if f == "orphan" {
+                format!("X-{i:06}")
+            } else {
+                id.clone()
+            };
+            faults.entry(f).or_default().push(key);
+        }
         let region = REGIONS[rng.random_range(0..REGIONS.len())];
         let channel = CHANNELS[rng.random_range(0..CHANNELS.len())];
+        let carrier = if fault == Some("late_shipment") {
+            "ups"
+        } else {
+            CARRIERS[rng.random_range(0..CARRIERS.len())]
+        };
         let amount = rng.random_range(1_000..50_000) as f64 / 100.0;
-        let steps: [(&'static str, &'static str, serde_json::Value); 4] = [
-            (
-                ORDERS,
-                "order_confirmed",
-                json!({
-                "type": "order_confirmed", "event_id": format!("{id}-c"), "occurred_at": iso(t0),
-                "order": {"id": id, "region": region, "channel": channel, "amount": amount}}),
-            ),
-            (
-                PAYMENTS,
-                "payment_captured",
-                json!({
-                "type": "payment_captured", "event_id": format!("{id}-p"), "order_id": id,
-                "occurred_at": iso(t0 + rng.random_range(10_000..600_000)),
-                "method": METHODS[rng.random_range(0..METHODS.len())], "amount": amount}),
-            ),
-            (
-                SHIPMENTS,
-                "shipment_dispatched",
-                json!({
-                "type": "shipment_dispatched", "event_id": format!("{id}-s"), "order_id": id,
-                "occurred_at": iso(t0 + rng.random_range(3_600_000..36_000_000)),
-                "carrier": CARRIERS[rng.random_range(0..CARRIERS.len())],
-                "warehouse": WAREHOUSES[rng.random_range(0..WAREHOUSES.len())]}),
-            ),
-            (
-                INVOICES,
-                "invoice_posted",
-                json!({
-                "type": "invoice_posted", "event_id": format!("{id}-i"), "order_id": id,
-                "occurred_at": iso(t0 + rng.random_range(3_600_000..86_400_000)), "amount": amount}),
-            ),
-        ];
+        let paid_at = t0 + rng.random_range(10_000..600_000);
+        let shipped_at = match fault {
+            Some("late_shipment") => paid_at + 50 * HOUR,
+            Some("shipped_before_paid") => paid_at - MIN,
+            _ => t0 + rng.random_range(HOUR..10 * HOUR),
+        };
+        let invoiced_at = t0 + rng.random_range(HOUR..24 * HOUR);
+        let order = json!({"type": "order_confirmed", "event_id": format!("{id}-c"), "occurred_at": iso(t0),
+            "order": {"id": id, "region": region, "channel": channel, "amount": amount, "carrier": carrier}});
+        let mut payment = json!({"type": "payment_captured", "event_id": format!("{id}-p"), "order_id": id,
+            "occurred_at": iso(paid_at), "method": METHODS[rng.random_range(0..METHODS.len())], "amount": amount});
+        let mut shipment = json!({"type": "shipment_dispatched", "event_id": format!("{id}-s"), "order_id": id,
+            "occurred_at": iso(shipped_at), "carrier": carrier,
+            "warehouse": WAREHOUSES[rng.random_range(0..WAREHOUSES.len())]});
+        let invoice = json!({"type": "invoice_posted", "event_id": format!("{id}-i"), "order_id": id,
+            "occurred_at": iso(invoiced_at), "amount": amount});
         // Mid-run, two producers change what they write: payments gain a `currency` field (a
         // compatible change), and later the warehouse sends carrier codes as numbers (incompatible).
-        let mut steps = steps;
         if i >= orders / 3 {
-            steps[1].2["currency"] = json!("EUR");
+            payment["currency"] = json!("EUR");
         }
         if i >= 2 * orders / 3 {
-            steps[2].2["carrier"] = json!(rng.random_range(1..4));
+            shipment["carrier"] = json!(rng.random_range(1..4));
+        }
+        let mut steps: Vec<(&'static str, &'static str, serde_json::Value)> = match fault {
+            Some("missing_payment") => vec![(ORDERS, "order_confirmed", order)],
+            Some("orphan") => {
+                payment["order_id"] = json!(format!("X-{i:06}"));
+                payment["event_id"] = json!(format!("X-{i:06}-p"));
+                vec![(PAYMENTS, "payment_captured", payment)]
+            }
+            Some("cancelled") => {
+                let mut cancel = order.clone();
+                cancel["type"] = json!("order_cancelled");
+                cancel["event_id"] = json!(format!("{id}-x"));
+                cancel["occurred_at"] = json!(iso(t0 + 20 * MIN));
+                vec![
+                    (ORDERS, "order_confirmed", order),
+                    (ORDERS, "order_cancelled", cancel),
+                ]
+            }
+            _ => vec![
+                (ORDERS, "order_confirmed", order),
+                (PAYMENTS, "payment_captured", payment),
+                (SHIPMENTS, "shipment_dispatched", shipment),
+                (INVOICES, "invoice_posted", invoice),
+            ],
+        };
+        if fault == Some("missing_invoice") {
+            steps.pop();
+        }
+        if fault == Some("duplicate_payment") {
+            let again = steps[1].clone();
+            steps.push(again);
         }
         for (topic, event_type, value) in steps {
+            let key = value
+                .get("order_id")
+                .or_else(|| value.pointer("/order/id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
             out.push(GenRecord {
                 topic,
-                key: Some(id.clone()),
+                key,
                 value: serde_json::to_vec(&value).expect("json"),
                 event_type: Some(event_type),
                 poison: None,
@@ -105,7 +170,10 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, poison_every: usize) ->
             }
         }
     }
-    out
+    Plan {
+        records: out,
+        faults,
+    }
 }
 
 /// The poison kinds, in rotation: bytes that are not JSON, an event without its key, and an
@@ -153,10 +221,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_seed_same_records_and_known_poison() {
-        let a = generate(7, 100, 0, 50);
-        assert_eq!(a, generate(7, 100, 0, 50));
-        assert_eq!(a.iter().filter(|r| r.event_type.is_some()).count(), 400);
-        assert_eq!(a.iter().filter(|r| r.poison.is_some()).count(), 8);
+    fn same_seed_same_records_known_poison_and_faults() {
+        let a = generate(7, 300, 0, 100 * HOUR, 50);
+        assert_eq!(a, generate(7, 300, 0, 100 * HOUR, 50));
+        let good = a.records.iter().filter(|r| r.event_type.is_some()).count();
+        let poison = a.records.iter().filter(|r| r.poison.is_some()).count();
+        assert_eq!(poison, good / 50);
+        let kinds: Vec<(&str, usize)> = a.faults.iter().map(|(k, v)| (*k, v.len())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("cancelled", 3),
+                ("duplicate_payment", 4),
+                ("late_shipment", 3),
+                ("missing_invoice", 3),
+                ("missing_payment", 3),
+                ("orphan", 3),
+                ("shipped_before_paid", 4),
+            ]
+        );
     }
 }

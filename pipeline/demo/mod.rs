@@ -152,12 +152,15 @@ pub async fn run(
     let engine_task = tokio::spawn(engine.run(stop_rx));
 
     // Produce the generated traffic, spread over `seconds`.
-    let records = generator::generate(
+    let now = chrono::Utc::now().timestamp_millis();
+    let plan = generator::generate(
         opts.seed,
         opts.orders,
-        chrono::Utc::now().timestamp_millis() - 86_400_000,
+        now - 20 * 86_400_000,
+        now,
         opts.poison_every,
     );
+    let records = plan.records;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", "5")
@@ -205,6 +208,20 @@ pub async fn run(
             next_report += Duration::from_secs(2);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Then until the stream clock has fired every due timer: nothing new for a second.
+    let settled = |s: &Summary| (s.timers_fired, s.outputs_total());
+    let mut last = settled(&Summary::read());
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline + Duration::from_secs(15)
+        && quiet_since.elapsed() < Duration::from_secs(1)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = settled(&Summary::read());
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
     }
     let _ = stop_tx.send(true);
     engine_task.await.context("engine task")??;

@@ -17,6 +17,11 @@ pub struct Summary {
     pub drift_events: BTreeMap<(String, String), u64>,
     /// (kind, status) -> alerts.
     pub alerts: BTreeMap<(String, String), u64>,
+    /// (workflow, outcome) -> SLA events.
+    pub sla: BTreeMap<(String, String), u64>,
+    pub timers_fired: u64,
+    /// topic -> outputs written.
+    pub outputs: BTreeMap<String, u64>,
     /// The drift records as read back from the drift topic.
     pub drift_records: Vec<serde_json::Value>,
     /// The alert records as read back from the alerts topic.
@@ -51,6 +56,19 @@ impl Summary {
             s.drift_events
                 .insert((label(&l, "topic").into(), label(&l, "verdict").into()), v);
         }
+        for (l, v) in counter_values(&METRICS.sla_events) {
+            s.sla.insert(
+                (label(&l, "workflow").into(), label(&l, "outcome").into()),
+                v,
+            );
+        }
+        for (l, v) in counter_values(&METRICS.outputs_produced) {
+            s.outputs.insert(label(&l, "topic").into(), v);
+        }
+        s.timers_fired = counter_values(&METRICS.timers_fired)
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
         for (l, v) in counter_values(&METRICS.alerts_emitted) {
             s.alerts
                 .insert((label(&l, "kind").into(), label(&l, "status").into()), v);
@@ -60,6 +78,10 @@ impl Summary {
 
     pub fn records_consumed(&self) -> u64 {
         self.consumed.values().sum()
+    }
+
+    pub fn outputs_total(&self) -> u64 {
+        self.outputs.values().sum()
     }
 
     pub fn events_total(&self) -> u64 {
@@ -143,18 +165,29 @@ impl Summary {
                 );
             }
         }
-        let _ = writeln!(out, "\nAlerts (as read back from the alerts topic)");
-        if self.alert_records.is_empty() {
+        let _ = writeln!(out, "\nWorkflow SLA events, by outcome");
+        if self.sla.is_empty() {
             let _ = writeln!(out, "  (none)");
         }
+        for ((wf, outcome), n) in &self.sla {
+            let _ = writeln!(out, "  {wf:<24} {outcome:<22} {n:>8}");
+        }
+        let _ = writeln!(
+            out,
+            "\nAlerts, by kind and status (as read back from the alerts topic)"
+        );
+        let mut by_kind: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
         for a in &self.alert_records {
-            let _ = writeln!(
-                out,
-                "  {:<8} {:<8} {}",
-                s(&a["status"]),
-                s(&a["severity"]),
-                s(&a["summary"])
-            );
+            let e = by_kind
+                .entry((s(&a["kind"]), s(&a["status"])))
+                .or_insert((0, s(&a["summary"])));
+            e.0 += 1;
+        }
+        if by_kind.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
+        for ((kind, status), (n, example)) in &by_kind {
+            let _ = writeln!(out, "  {kind:<20} {status:<9} {n:>6}   e.g. {example}");
         }
         out
     }

@@ -6,8 +6,10 @@
 //! failure (registry down) holds the partition's position and retries with backoff; it never
 //! dead-letters and never skips.
 
+pub mod clock;
 pub mod setup;
 pub mod sources;
+pub mod workflows;
 
 use crate::contracts::json::ViolationKind;
 use crate::deadletter::{self, DeadLetter};
@@ -28,6 +30,7 @@ use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use workflows::{Batch, WorkflowRunner};
 
 /// Receives every event the engine maps (the detectors, in later stages; tests and the demo).
 pub trait EventSink: Send + Sync {
@@ -59,11 +62,16 @@ pub struct Engine {
     pub encoders: Encoders,
     /// Subject/version lookup for drift events (None without a registry).
     pub registry_lookup: Option<crate::registry::Lookup>,
+    /// The workflow state machines over the state store.
+    pub workflows: WorkflowRunner,
+    pub timer_tick: Duration,
 }
 
 enum Outcome {
     Done,
     Shutdown,
+    /// The state store failed: stop, without storing the offset.
+    Fatal(String),
 }
 
 impl Engine {
@@ -71,12 +79,20 @@ impl Engine {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut commit_tick = tokio::time::interval(self.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut timer_tick = tokio::time::interval(self.timer_tick);
+        timer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fatal = None;
         let consumer = self.consumer.clone();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
                 _ = commit_tick.tick() => self.commit(CommitMode::Async),
+                _ = timer_tick.tick(), if !self.workflows.is_empty() => match self.fire_timers(&mut shutdown).await {
+                    Outcome::Done => {}
+                    Outcome::Shutdown => break,
+                    Outcome::Fatal(e) => { fatal = Some(e); break }
+                },
                 msg = consumer.recv() => match msg {
                     Ok(msg) => {
                         let started = Instant::now();
@@ -87,6 +103,7 @@ impl Engine {
                                 }
                             }
                             Outcome::Shutdown => break,
+                            Outcome::Fatal(e) => { fatal = Some(e); break }
                         }
                         METRICS.record_handling.with_label_values(&[msg.topic()]).observe(started.elapsed().as_secs_f64());
                     }
@@ -96,7 +113,10 @@ impl Engine {
         }
         self.commit(CommitMode::Sync);
         tracing::info!("engine stopped; handled offsets committed");
-        Ok(())
+        match fatal {
+            Some(e) => anyhow::bail!("the state store at state.dir failed: {e}. Check the disk; the input position is kept."),
+            None => Ok(()),
+        }
     }
 
     fn commit(&self, mode: CommitMode) {
@@ -263,7 +283,72 @@ impl Engine {
         }
         .emit();
         self.sink.on_event(&event);
+        if self.workflows.is_empty() {
+            return Outcome::Done;
+        }
+        let mut batch = Batch::default();
+        let wall = chrono::Utc::now().timestamp_millis();
+        if let Err(e) =
+            self.workflows
+                .on_event(&self.store, &mut batch, rec.partition, &event, wall)
+        {
+            // The store is local disk: failing here is not the record's fault and not transient.
+            tracing::error!(error = %e, topic, partition = rec.partition, offset = rec.offset, "state store failed; stopping");
+            return Outcome::Fatal(e.to_string());
+        }
+        self.commit_batch(batch, shutdown).await
+    }
+
+    /// Sends a batch's outputs (acknowledged), then writes its state.
+    async fn commit_batch(
+        &mut self,
+        batch: Batch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        if !batch.outputs.is_empty()
+            && !crate::outputs::send::send_all(
+                &self.producer,
+                &self.encoders,
+                &batch.outputs,
+                shutdown,
+            )
+            .await
+        {
+            return Outcome::Shutdown;
+        }
+        if !batch.is_empty() {
+            if let Err(e) = self.store.write(&batch.ops()) {
+                tracing::error!(error = %e, "state store write failed; stopping");
+                return Outcome::Fatal(e.to_string());
+            }
+        }
         Outcome::Done
+    }
+
+    /// Fires the timers that are due on the stream clock.
+    async fn fire_timers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        if let Ok(tpl) = self.consumer.assignment() {
+            let assignment: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            self.workflows
+                .assigned(&assignment, chrono::Utc::now().timestamp_millis());
+        }
+        loop {
+            let mut batch = Batch::default();
+            let wall = chrono::Utc::now().timestamp_millis();
+            let fired = match self.workflows.tick(&self.store, &mut batch, wall, 1_000) {
+                Ok(n) => n,
+                Err(e) => return Outcome::Fatal(e.to_string()),
+            };
+            crate::observe::events::TimersFired { count: fired }.emit();
+            match self.commit_batch(batch, shutdown).await {
+                Outcome::Done if fired == 1_000 => continue,
+                other => return other,
+            }
+        }
     }
 
     async fn dead_letter(

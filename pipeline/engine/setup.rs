@@ -1,11 +1,14 @@
 //! Wiring: from config and topologies to a running engine. `sightline run` and the demo both
 //! come through here, so the demo exercises the same path as production.
 
+use super::clock::StreamClock;
 use super::sources::Sources;
+use super::workflows::WorkflowRunner;
 use super::{Discard, Engine, EventSink};
 use crate::config::Config;
 use crate::contracts::Contract;
 use crate::detectors::drift::DriftDetector;
+use crate::detectors::workflow::Workflow;
 use crate::ingest::{Decoder, Mapper, SourceIngest};
 use crate::kafka::admin::{ensure_topics, TopicSpec};
 use crate::kafka::{client_config, create_consumer, create_producer};
@@ -147,6 +150,18 @@ pub async fn build(
         .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
     let store = Store::open(&state_dir)?;
     let drift = DriftDetector::restore(&store.scan_prefix(crate::state::CF_SCHEMAS, b"")?);
+    let mut compiled = Vec::new();
+    for t in topologies {
+        for w in &t.workflows {
+            compiled.push(Workflow::compile(w).map_err(|e| {
+                anyhow::anyhow!("{}: workflow `{}`: {e}", t.file.display(), w.name)
+            })?);
+        }
+    }
+    let mut clock = StreamClock::new(cfg.engine.time, cfg.engine.allowed_lateness_ms as i64);
+    clock.idle_ms = cfg.engine.idle_timeout_ms as i64;
+    let mut workflows = WorkflowRunner::new(compiled, clock);
+    workflows.restore_clocks(&store)?;
     health.set_restored(true);
 
     Ok(Engine {
@@ -167,5 +182,7 @@ pub async fn build(
         store,
         encoders,
         registry_lookup: crate::registry::Lookup::new(cfg)?,
+        workflows,
+        timer_tick: Duration::from_millis(cfg.engine.timer_tick_ms),
     })
 }

@@ -229,3 +229,42 @@ impl OutputProduced<'_> {
             .inc();
     }
 }
+
+/// An SLA event was written.
+pub struct SlaEmitted<'a> {
+    pub workflow: &'a str,
+    pub outcome: crate::outputs::SlaOutcome,
+}
+
+impl SlaEmitted<'_> {
+    pub fn emit(&self) {
+        use crate::outputs::SlaOutcome::*;
+        let outcome = match self.outcome {
+            Completed => "completed",
+            Cancelled => "cancelled",
+            Expired => "expired",
+            StepLate => "step_late",
+        };
+        METRICS
+            .sla_events
+            .with_label_values(&[self.workflow, outcome])
+            .inc();
+    }
+}
+
+/// Workflow timers came due on the stream clock.
+pub struct TimersFired {
+    pub count: usize,
+}
+
+impl TimersFired {
+    pub fn emit(&self) {
+        if self.count > 0 {
+            tracing::debug!(count = self.count, "timers fired");
+            METRICS
+                .timers_fired
+                .with_label_values(&["fired"])
+                .inc_by(self.count as u64);
+        }
+    }
+}

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub contract_violations: IntCounterVec,
     pub alerts_emitted: IntCounterVec,
     pub outputs_produced: IntCounterVec,
+    pub sla_events: IntCounterVec,
+    pub timers_fired: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub ready: IntGauge,
     pub record_handling: HistogramVec,
@@ -135,6 +137,16 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "sightline_outputs_produced_total",
         "Records written to output topics and acknowledged, by topic.",
         &["topic"],
+    ),
+    sla_events: counter(
+        "sightline_sla_events_total",
+        "SLA events written, by workflow and outcome (completed, cancelled, expired, step_late).",
+        &["workflow", "outcome"],
+    ),
+    timers_fired: counter(
+        "sightline_timers_fired_total",
+        "Workflow timers (deadlines, orphan grace, ttl) that came due on the stream clock.",
+        &["result"],
     ),
     assigned_partitions: gauge(
         "sightline_assigned_partitions",

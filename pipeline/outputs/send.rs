@@ -61,7 +61,11 @@ pub async fn send_all(
                 },
             }
             .emit(),
-            Output::Sla(_) => {}
+            Output::Sla(s) => crate::observe::events::SlaEmitted {
+                workflow: &s.workflow,
+                outcome: s.outcome,
+            }
+            .emit(),
         }
     }
     true

@@ -26,6 +26,13 @@ pub enum StateError {
     Io(#[from] rocksdb::Error),
 }
 
+/// One write, for [`Store::write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(&'static str, Vec<u8>, Vec<u8>),
+    Delete(&'static str, Vec<u8>),
+}
+
 pub struct Store {
     db: rocksdb::DB,
 }
@@ -61,6 +68,43 @@ impl Store {
             batch.put_cf(handle, k, v);
         }
         Ok(self.db.write(batch)?)
+    }
+
+    /// Applies puts and deletes across column families atomically.
+    pub fn write(&self, ops: &[Op]) -> Result<(), StateError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for op in ops {
+            match op {
+                Op::Put(cf, k, v) => batch.put_cf(self.cf(cf), k, v),
+                Op::Delete(cf, k) => batch.delete_cf(self.cf(cf), k),
+            }
+        }
+        Ok(self.db.write(batch)?)
+    }
+
+    /// Pairs with `from <= key < to`, in key order, at most `limit`.
+    pub fn range(
+        &self,
+        cf: &str,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(to.to_vec());
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(
+            self.cf(cf),
+            opts,
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Every pair whose key starts with `prefix`, in key order.

@@ -5,7 +5,7 @@
 //! | the start step | the instance starts; deadlines of steps anchored on it are scheduled |
 //! | a step on time | recorded; deadlines anchored on it are scheduled |
 //! | a step after its deadline | **late step**: the missing-step alert FIRING (if not yet) then RESOLVED with how late, and an SLA `STEP_LATE` event |
-//! | a step before the step it comes after | **out of order**: a notice (alert kind `out_of_order`, INFO) |
+//! | a step whose event time is before the step it comes after | **out of order**: a notice (alert kind `out_of_order`, INFO), whichever of the two arrives first |
 //! | a step or event id seen before | **duplicate**: a notice; state and SLAs untouched |
 //! | a non-start step with no start | the instance waits; if no start arrives within the grace: **orphan** alert |
 //! | every required step, or a terminal step | **completed**: SLA event with per-step timings |
@@ -123,8 +123,10 @@ impl Workflow {
         }
     }
 
-    /// The deadline of step `i` for this instance, when it has one and its anchor arrived.
+    /// The deadline of step `i` for this instance, when it has one, the instance has started
+    /// (an orphan has no deadlines; its orphan alert speaks for it) and the anchor arrived.
     pub fn deadline(&self, inst: &Instance, i: usize) -> Option<i64> {
+        inst.started_at?;
         let anchor = self.anchor_at(inst, i)?;
         Some(anchor + self.within(i, anchor, &inst.dimensions)?)
     }
@@ -253,8 +255,18 @@ impl Workflow {
         })
     }
 
-    /// Resolves every missing-step alert still open (the instance ended another way).
-    fn resolve_open(&self, inst: &Instance, reason: &str, at: i64, out: &mut Vec<Output>) {
+    /// The instance ended another way at `at`: steps whose deadline had passed by then get their
+    /// alert (if the stream clock had not fired it yet, so the outcome does not depend on it),
+    /// and every open missing-step alert is RESOLVED.
+    fn resolve_open(&self, inst: &mut Instance, reason: &str, at: i64, out: &mut Vec<Output>) {
+        for j in 0..self.steps.len() {
+            if self.required(j) && !inst.seen.contains_key(&j) && !inst.fired.contains(&j) {
+                if let Some(due) = self.deadline(inst, j).filter(|&d| d < at) {
+                    out.push(self.missing(inst, j, due));
+                    inst.fired.insert(j);
+                }
+            }
+        }
         for &i in &inst.fired {
             if inst.seen.contains_key(&i) {
                 continue;
@@ -392,7 +404,8 @@ impl Workflow {
                 .and_then(|tp| tp.split('-').nth(1).map(str::to_string)),
         });
 
-        if step.start && inst.started_at.is_none() {
+        let starts_now = step.start && inst.started_at.is_none();
+        if starts_now {
             inst.started_at = Some(t);
             if inst.orphan_fired {
                 outputs.push(self.alert(
@@ -411,68 +424,45 @@ impl Workflow {
                 ));
             }
         }
+        // Out of order is judged on event times, so it does not depend on which topic the
+        // consumer happened to read first: a step that happened before the step it comes after.
+        let mut disordered: Vec<(usize, usize)> = Vec::new();
         if let Some(a) = step.after {
-            if !inst.seen.contains_key(&a) {
-                outputs.push(self.alert(
-                    &inst,
-                    Some(i),
-                    "out_of_order",
-                    AlertStatus::Resolved,
-                    Severity::Info,
-                    format!(
-                        "{} {}: `{}` arrived before `{}`",
-                        self.name, inst.key, step.name, self.steps[a].name
-                    ),
-                    None,
-                    t,
-                    BTreeMap::from([("expected_after".to_string(), self.steps[a].name.clone())]),
-                ));
+            if inst.seen.get(&a).is_some_and(|&ta| t < ta) {
+                disordered.push((i, a));
             }
         }
-        // On time or late?
-        if let Some(due) = self.deadline(&inst, i).filter(|_| !step.optional) {
-            let late_by = t - due;
-            if late_by > 0 {
-                if !inst.fired.contains(&i) {
-                    outputs.push(self.missing(&inst, i, due));
-                    inst.fired.insert(i);
-                }
-                outputs.push(self.alert(
-                    &inst,
-                    Some(i),
-                    "missing_step",
-                    AlertStatus::Resolved,
-                    self.severity(i),
-                    format!(
-                        "{} {}: step `{}` arrived {} late",
-                        self.name,
-                        inst.key,
-                        step.name,
-                        human(late_by)
-                    ),
-                    Some(due),
-                    t,
-                    BTreeMap::from([("late_by_ms".to_string(), late_by.to_string())]),
-                ));
-                outputs.push(self.sla(&inst, SlaOutcome::StepLate, Some(t), t, Some((i, late_by))));
-            } else if inst.fired.contains(&i) {
-                // On time in event time, but the alert fired before the event arrived (it came
-                // later than the allowed lateness).
-                outputs.push(self.alert(
-                    &inst,
-                    Some(i),
-                    "missing_step",
-                    AlertStatus::Resolved,
-                    self.severity(i),
-                    format!(
-                        "{} {}: step `{}` arrived on time, but later than the stream clock allowed",
-                        self.name, inst.key, step.name
-                    ),
-                    Some(due),
-                    t,
-                    BTreeMap::from([("late_by_ms".to_string(), "0".to_string())]),
-                ));
+        for (j, s) in self.steps.iter().enumerate() {
+            if s.after == Some(i) && inst.seen.get(&j).is_some_and(|&tj| tj < t) {
+                disordered.push((j, i));
             }
+        }
+        for (j, a) in disordered {
+            outputs.push(self.alert(
+                &inst,
+                Some(j),
+                "out_of_order",
+                AlertStatus::Resolved,
+                Severity::Info,
+                format!(
+                    "{} {}: `{}` happened before `{}`",
+                    self.name, inst.key, self.steps[j].name, self.steps[a].name
+                ),
+                None,
+                t,
+                BTreeMap::from([("expected_after".to_string(), self.steps[a].name.clone())]),
+            ));
+        }
+        // On time or late? For this step, and for steps that arrived before this, their anchor.
+        self.check_late(&mut inst, i, &mut outputs);
+        let dependents: Vec<usize> = inst
+            .seen
+            .keys()
+            .copied()
+            .filter(|&j| j != i && (starts_now || self.anchored_on(j, i)))
+            .collect();
+        for j in dependents {
+            self.check_late(&mut inst, j, &mut outputs);
         }
         if inst.started_at.is_some() {
             if step.start {
@@ -489,20 +479,84 @@ impl Workflow {
 
         if step.closes {
             inst.closed = true;
-            self.resolve_open(&inst, "cancelled", t, &mut outputs);
+            self.resolve_open(&mut inst, "cancelled", t, &mut outputs);
             outputs.push(self.sla(&inst, SlaOutcome::Cancelled, Some(t), t, None));
         } else if inst.started_at.is_some()
             && (step.terminal
                 || (0..self.steps.len()).all(|j| !self.required(j) || inst.seen.contains_key(&j)))
         {
             inst.closed = true;
-            self.resolve_open(&inst, "completed", t, &mut outputs);
+            self.resolve_open(&mut inst, "completed", t, &mut outputs);
             outputs.push(self.sla(&inst, SlaOutcome::Completed, Some(t), t, None));
         }
         Transition {
             instance: Some(inst),
             outputs,
             timers,
+        }
+    }
+
+    /// Is step `j`'s deadline anchored on step `i`?
+    fn anchored_on(&self, j: usize, i: usize) -> bool {
+        match self.steps[j].after {
+            Some(a) => a == i,
+            None => self.steps[i].start && !self.steps[j].start,
+        }
+    }
+
+    /// Step `i` has arrived and its anchor is known: was it late? A late step gets its
+    /// missing-step alert FIRING (if the stream clock had not fired it yet) and RESOLVED with
+    /// how late, and an SLA `STEP_LATE` event. Called once per step, when both it and its anchor
+    /// are known, whichever came first, so the outcome does not depend on arrival order.
+    fn check_late(&self, inst: &mut Instance, i: usize, outputs: &mut Vec<Output>) {
+        let step = &self.steps[i];
+        let (Some(t), Some(due)) = (inst.seen.get(&i).copied(), self.deadline(inst, i)) else {
+            return;
+        };
+        if step.optional {
+            return;
+        }
+        let late_by = t - due;
+        if late_by > 0 {
+            if !inst.fired.contains(&i) {
+                outputs.push(self.missing(inst, i, due));
+                inst.fired.insert(i);
+            }
+            outputs.push(self.alert(
+                inst,
+                Some(i),
+                "missing_step",
+                AlertStatus::Resolved,
+                self.severity(i),
+                format!(
+                    "{} {}: step `{}` arrived {} late",
+                    self.name,
+                    inst.key,
+                    step.name,
+                    human(late_by)
+                ),
+                Some(due),
+                t,
+                BTreeMap::from([("late_by_ms".to_string(), late_by.to_string())]),
+            ));
+            outputs.push(self.sla(inst, SlaOutcome::StepLate, Some(t), t, Some((i, late_by))));
+        } else if inst.fired.contains(&i) {
+            // On time in event time, but the alert fired before the event arrived (it came
+            // later than the allowed lateness).
+            outputs.push(self.alert(
+                inst,
+                Some(i),
+                "missing_step",
+                AlertStatus::Resolved,
+                self.severity(i),
+                format!(
+                    "{} {}: step `{}` arrived on time, but later than the stream clock allowed",
+                    self.name, inst.key, step.name
+                ),
+                Some(due),
+                t,
+                BTreeMap::from([("late_by_ms".to_string(), "0".to_string())]),
+            ));
         }
     }
 
@@ -596,7 +650,7 @@ impl Workflow {
             }
             TimerKind::Expire => {
                 if !inst.closed {
-                    self.resolve_open(&inst, "expired", timer.due_ms, &mut outputs);
+                    self.resolve_open(&mut inst, "expired", timer.due_ms, &mut outputs);
                     if inst.orphan_fired && inst.started_at.is_none() {
                         outputs.push(self.alert(
                             &inst,

@@ -259,8 +259,6 @@ fn out_of_order_duplicate_orphan_cancelled_and_expired_are_each_reported() {
         s("duplicate", "o2c/A/paid/duplicate", "Resolved"),
         s("duplicate", "o2c/A/paid/duplicate", "Resolved"),
         s("Completed", "o2c/A/completed", ""),
-        // The payment came before the order it depends on: out of order, and then an orphan.
-        s("out_of_order", "o2c/B/paid/out_of_order", "Resolved"),
         s("orphan", "o2c/B/orphan", "Firing"),
         s("orphan", "o2c/B/orphan", "Resolved"),
         s("expired", "o2c/B/expired", "Resolved"),

@@ -1,0 +1,285 @@
+//! Runs the workflow state machines over the state store: loads an instance, applies an event
+//! or a due timer, and stages the new state, timers and outputs in a [`Batch`]. The engine
+//! sends the batch's outputs and only then writes its state, so a crash repeats outputs rather
+//! than losing them.
+//!
+//! State is partition-aligned: the input partition an event arrived on owns its instance.
+//!
+//! | column family | key |
+//! |---|---|
+//! | `instances` | partition (u32 BE) · workflow · 0x00 · key → JSON instance |
+//! | `timers` | partition (u32 BE) · due (i64, sign-flipped BE) · kind (tag + step u32) · workflow · 0x00 · key → empty |
+//! | `meta` | `clock/` · partition (u32 BE) · topic → base, wall_at (i64 BE each) |
+
+use super::clock::{PartitionClock, StreamClock};
+use crate::detectors::workflow::{Instance, Timer, TimerKind, Workflow};
+use crate::ingest::Event;
+use crate::outputs::Output;
+use crate::state::{Op, StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
+use std::collections::{BTreeMap, HashMap};
+
+/// Staged work of one record or one tick.
+#[derive(Default)]
+pub struct Batch {
+    instances: HashMap<Vec<u8>, Option<Instance>>,
+    timer_puts: BTreeMap<Vec<u8>, ()>,
+    timer_deletes: Vec<Vec<u8>>,
+    clocks: BTreeMap<(String, i32), PartitionClock>,
+    pub outputs: Vec<Output>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+            && self.timer_puts.is_empty()
+            && self.timer_deletes.is_empty()
+            && self.clocks.is_empty()
+    }
+
+    /// The writes, for the store.
+    pub fn ops(&self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for (k, v) in &self.instances {
+            match v {
+                Some(inst) => ops.push(Op::Put(
+                    CF_INSTANCES,
+                    k.clone(),
+                    serde_json::to_vec(inst).expect("instances serialise"),
+                )),
+                None => ops.push(Op::Delete(CF_INSTANCES, k.clone())),
+            }
+        }
+        for k in &self.timer_deletes {
+            ops.push(Op::Delete(CF_TIMERS, k.clone()));
+        }
+        for k in self.timer_puts.keys() {
+            ops.push(Op::Put(CF_TIMERS, k.clone(), Vec::new()));
+        }
+        for ((t, p), c) in &self.clocks {
+            let mut v = c.base.to_be_bytes().to_vec();
+            v.extend_from_slice(&c.wall_at.to_be_bytes());
+            ops.push(Op::Put(CF_META, clock_key(t, *p), v));
+        }
+        ops
+    }
+}
+
+fn clock_key(topic: &str, p: i32) -> Vec<u8> {
+    let mut k = b"clock/".to_vec();
+    k.extend_from_slice(&(p as u32).to_be_bytes());
+    k.extend_from_slice(topic.as_bytes());
+    k
+}
+
+fn instance_key(p: i32, wf: &str, key: &str) -> Vec<u8> {
+    let mut k = (p as u32).to_be_bytes().to_vec();
+    k.extend_from_slice(wf.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn due_bytes(due: i64) -> [u8; 8] {
+    ((due as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn timer_key(p: i32, due: i64, wf: &str, key: &str, kind: TimerKind) -> Vec<u8> {
+    let mut k = (p as u32).to_be_bytes().to_vec();
+    k.extend_from_slice(&due_bytes(due));
+    let (tag, step) = match kind {
+        TimerKind::Deadline(i) => (b'D', i as u32),
+        TimerKind::Orphan => (b'O', 0),
+        TimerKind::Expire => (b'E', 0),
+    };
+    k.push(tag);
+    k.extend_from_slice(&step.to_be_bytes());
+    k.extend_from_slice(wf.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// (partition, due, workflow, key, kind) of a timer key.
+fn parse_timer(k: &[u8]) -> Option<(i32, i64, String, String, TimerKind)> {
+    let p = u32::from_be_bytes(k.get(0..4)?.try_into().ok()?) as i32;
+    let due = (u64::from_be_bytes(k.get(4..12)?.try_into().ok()?) ^ (1 << 63)) as i64;
+    let step = u32::from_be_bytes(k.get(13..17)?.try_into().ok()?) as usize;
+    let kind = match k.get(12)? {
+        b'D' => TimerKind::Deadline(step),
+        b'O' => TimerKind::Orphan,
+        b'E' => TimerKind::Expire,
+        _ => return None,
+    };
+    let rest = &k[17..];
+    let z = rest.iter().position(|&b| b == 0)?;
+    let wf = String::from_utf8(rest[..z].to_vec()).ok()?;
+    let key = String::from_utf8(rest[z + 1..].to_vec()).ok()?;
+    Some((p, due, wf, key, kind))
+}
+
+pub struct WorkflowRunner {
+    workflows: Vec<Workflow>,
+    by_type: HashMap<String, Vec<usize>>,
+    by_name: HashMap<String, usize>,
+    pub clock: StreamClock,
+}
+
+impl WorkflowRunner {
+    pub fn new(workflows: Vec<Workflow>, clock: StreamClock) -> Self {
+        let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, w) in workflows.iter().enumerate() {
+            for t in w.event_types() {
+                by_type.entry(t.to_string()).or_default().push(i);
+            }
+        }
+        let by_name = workflows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.name.clone(), i))
+            .collect();
+        WorkflowRunner {
+            workflows,
+            by_type,
+            by_name,
+            clock,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workflows.is_empty()
+    }
+
+    /// Restores the partition clocks from the store.
+    pub fn restore_clocks(&mut self, store: &Store) -> Result<(), StateError> {
+        for (k, v) in store.scan_prefix(CF_META, b"clock/")? {
+            if let (Some(p), Ok(v)) = (k.get(6..10), <[u8; 16]>::try_from(v.as_slice())) {
+                let p = u32::from_be_bytes(p.try_into().expect("4 bytes")) as i32;
+                let topic = String::from_utf8_lossy(&k[10..]).into_owned();
+                let base = i64::from_be_bytes(v[..8].try_into().expect("8"));
+                let wall_at = i64::from_be_bytes(v[8..].try_into().expect("8"));
+                self.clock
+                    .restore(&topic, p, PartitionClock { base, wall_at });
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&self, store: &Store, batch: &Batch, k: &[u8]) -> Result<Option<Instance>, StateError> {
+        if let Some(v) = batch.instances.get(k) {
+            return Ok(v.clone());
+        }
+        Ok(store
+            .get(CF_INSTANCES, k)?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    fn apply(
+        &self,
+        batch: &mut Batch,
+        p: i32,
+        wf: &Workflow,
+        key: &str,
+        t: crate::detectors::workflow::Transition,
+    ) {
+        batch
+            .instances
+            .insert(instance_key(p, &wf.name, key), t.instance);
+        for Timer { due_ms, kind } in t.timers {
+            batch
+                .timer_puts
+                .insert(timer_key(p, due_ms, &wf.name, key, kind), ());
+        }
+        batch.outputs.extend(t.outputs);
+    }
+
+    /// An event from input partition `p`, arriving at wall time `wall_ms`.
+    pub fn on_event(
+        &mut self,
+        store: &Store,
+        batch: &mut Batch,
+        p: i32,
+        ev: &Event,
+        wall_ms: i64,
+    ) -> Result<(), StateError> {
+        let topic = &ev.coordinates.topic;
+        let c = self.clock.observe(topic, p, ev.event_time_ms, wall_ms);
+        batch.clocks.insert((topic.to_string(), p), c);
+        let Some(wfs) = self.by_type.get(&ev.event_type) else {
+            return Ok(());
+        };
+        for &i in wfs {
+            let wf = &self.workflows[i];
+            let k = instance_key(p, &wf.name, &ev.key);
+            let inst = self.load(store, batch, &k)?;
+            let t = wf.on_event(inst, ev);
+            self.apply(batch, p, wf, &ev.key, t);
+        }
+        Ok(())
+    }
+
+    /// Tells the clock what the consumer is assigned now.
+    pub fn assigned(&mut self, assignment: &[(String, i32)], wall_ms: i64) {
+        self.clock.assigned(assignment, wall_ms);
+    }
+
+    /// Fires every timer due on its partition's stream clock at wall time `wall_ms`, at most
+    /// `limit` of them (the rest wait for the next tick).
+    pub fn tick(
+        &mut self,
+        store: &Store,
+        batch: &mut Batch,
+        wall_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StateError> {
+        let mut fired = 0;
+        for p in self.clock.partitions() {
+            let Some(wm) = self.clock.watermark(p, wall_ms) else {
+                continue;
+            };
+            let from = (p as u32).to_be_bytes().to_vec();
+            let mut to = from.clone();
+            to.extend_from_slice(&due_bytes(wm.saturating_add(1)));
+            for (k, _) in store.range(CF_TIMERS, &from, &to, limit.saturating_sub(fired))? {
+                let Some((_, due, wf_name, key, kind)) = parse_timer(&k) else {
+                    batch.timer_deletes.push(k);
+                    continue;
+                };
+                batch.timer_deletes.push(k);
+                fired += 1;
+                let Some(&i) = self.by_name.get(&wf_name) else {
+                    continue;
+                };
+                let wf = &self.workflows[i];
+                let ik = instance_key(p, &wf.name, &key);
+                let inst = self.load(store, batch, &ik)?;
+                let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
+                self.apply(batch, p, wf, &key, t);
+            }
+            if fired >= limit {
+                break;
+            }
+        }
+        Ok(fired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_keys_sort_by_partition_then_due_and_round_trip() {
+        let a = timer_key(1, -5, "wf", "k\u{0}x", TimerKind::Deadline(3));
+        let b = timer_key(1, 7, "wf", "a", TimerKind::Orphan);
+        let c = timer_key(2, -100, "wf", "a", TimerKind::Expire);
+        assert!(a < b && b < c);
+        assert_eq!(
+            parse_timer(&b),
+            Some((1, 7, "wf".into(), "a".into(), TimerKind::Orphan))
+        );
+        assert_eq!(
+            parse_timer(&a),
+            Some((1, -5, "wf".into(), "k\u{0}x".into(), TimerKind::Deadline(3)))
+        );
+    }
+}
