@@ -1,6 +1,8 @@
 //! The embedded demo end to end, in-process: exact counts from the seeded generator, and the
 //! HTTP endpoints answering while it runs.
 
+mod common;
+
 use sightline::demo::{self, generator, DemoOptions};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -108,50 +110,11 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
         ]
     );
     // Every workflow fault the generator injected, and nothing else, on the alerts topic.
-    let mut want: Vec<(String, String)> = vec![(
+    let mut want = common::expected_workflow_alerts(&faults);
+    want.push((
         "schema/json:warehouse.shipments:carrier:wrong_type".into(),
         "FIRING".into(),
-    )];
-    let wf = "order-to-cash";
-    let mut add = |id: String, status: &str| want.push((id, status.to_string()));
-    for (fault, keys) in &faults {
-        for k in keys {
-            match *fault {
-                // Unpaid (and so never shipped or invoiced): the payment and invoice alerts fire
-                // (shipping counts from the payment, so it is never due), and at the ttl the
-                // instance expires, resolving them.
-                "missing_payment" => {
-                    add(format!("{wf}/{k}/paid"), "FIRING");
-                    add(format!("{wf}/{k}/paid"), "RESOLVED");
-                    add(format!("{wf}/{k}/invoiced"), "FIRING");
-                    add(format!("{wf}/{k}/invoiced"), "RESOLVED");
-                    add(format!("{wf}/{k}/expired"), "RESOLVED");
-                }
-                "missing_invoice" => {
-                    add(format!("{wf}/{k}/invoiced"), "FIRING");
-                    add(format!("{wf}/{k}/invoiced"), "RESOLVED");
-                    add(format!("{wf}/{k}/expired"), "RESOLVED");
-                }
-                "late_shipment" => {
-                    add(format!("{wf}/{k}/shipped"), "FIRING");
-                    add(format!("{wf}/{k}/shipped"), "RESOLVED");
-                }
-                "duplicate_payment" => add(format!("{wf}/{k}/paid/duplicate"), "RESOLVED"),
-                "shipped_before_paid" => add(format!("{wf}/{k}/shipped/out_of_order"), "RESOLVED"),
-                "orphan" => {
-                    add(format!("{wf}/{k}/orphan"), "FIRING");
-                    add(format!("{wf}/{k}/orphan"), "RESOLVED");
-                    add(format!("{wf}/{k}/expired"), "RESOLVED");
-                }
-                // Cancelled 20 minutes in: the payment alert (15m) fired, the cancellation resolves it.
-                "cancelled" => {
-                    add(format!("{wf}/{k}/paid"), "FIRING");
-                    add(format!("{wf}/{k}/paid"), "RESOLVED");
-                }
-                other => panic!("a fault the test does not know: {other}"),
-            }
-        }
-    }
+    ));
     want.sort();
     let mut got: Vec<(String, String)> = report
         .summary

@@ -24,12 +24,16 @@ use crate::observe::health::Health;
 use crate::observe::metrics::METRICS;
 use crate::outputs::Encoders;
 use crate::state::Store;
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Records handled together at most (one state write, one wait for acknowledgements).
+const MAX_BATCH: usize = 500;
 use workflows::{Batch, WorkflowRunner};
 
 /// Receives every event the engine maps (the detectors, in later stages; tests and the demo).
@@ -94,18 +98,42 @@ impl Engine {
                     Outcome::Fatal(e) => { fatal = Some(e); break }
                 },
                 msg = consumer.recv() => match msg {
-                    Ok(msg) => {
+                    Ok(first) => {
+                        // A micro-batch: what is already fetched, up to MAX_BATCH records, shares
+                        // one state batch and one wait for the broker's acknowledgements.
                         let started = Instant::now();
-                        match self.handle(&msg, &mut shutdown).await {
+                        let mut msgs = vec![first];
+                        while msgs.len() < MAX_BATCH {
+                            match consumer.recv().now_or_never() {
+                                Some(Ok(m)) => msgs.push(m),
+                                Some(Err(e)) => crate::observe::events::KafkaClientError { kind: "consume", error: &e.to_string() }.emit(),
+                                None => break,
+                            }
+                        }
+                        let mut batch = Batch::default();
+                        let mut outcome = Outcome::Done;
+                        for m in &msgs {
+                            outcome = self.handle(m, &mut batch, &mut shutdown).await;
+                            if !matches!(outcome, Outcome::Done) {
+                                break;
+                            }
+                        }
+                        if matches!(outcome, Outcome::Done) {
+                            outcome = self.commit_batch(batch, &mut shutdown).await;
+                        }
+                        match outcome {
                             Outcome::Done => {
-                                if let Err(e) = consumer.store_offset_from_message(&msg) {
-                                    crate::observe::events::KafkaClientError { kind: "offset_store", error: &e.to_string() }.emit();
+                                for m in &msgs {
+                                    if let Err(e) = consumer.store_offset_from_message(m) {
+                                        crate::observe::events::KafkaClientError { kind: "offset_store", error: &e.to_string() }.emit();
+                                    }
                                 }
                             }
                             Outcome::Shutdown => break,
                             Outcome::Fatal(e) => { fatal = Some(e); break }
                         }
-                        METRICS.record_handling.with_label_values(&[msg.topic()]).observe(started.elapsed().as_secs_f64());
+                        METRICS.batch_handling.observe(started.elapsed().as_secs_f64());
+                        METRICS.batch_records.observe(msgs.len() as f64);
                     }
                     Err(e) => crate::observe::events::KafkaClientError { kind: "consume", error: &e.to_string() }.emit(),
                 },
@@ -134,9 +162,12 @@ impl Engine {
         }
     }
 
+    /// Handles one record into `batch`; dead letters and drift events are sent at once (they
+    /// are rare), workflow outputs and state wait for the batch.
     async fn handle(
         &mut self,
         msg: &BorrowedMessage<'_>,
+        batch: &mut Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = msg.topic();
@@ -286,17 +317,16 @@ impl Engine {
         if self.workflows.is_empty() {
             return Outcome::Done;
         }
-        let mut batch = Batch::default();
         let wall = chrono::Utc::now().timestamp_millis();
-        if let Err(e) =
-            self.workflows
-                .on_event(&self.store, &mut batch, rec.partition, &event, wall)
+        if let Err(e) = self
+            .workflows
+            .on_event(&self.store, batch, rec.partition, &event, wall)
         {
             // The store is local disk: failing here is not the record's fault and not transient.
             tracing::error!(error = %e, topic, partition = rec.partition, offset = rec.offset, "state store failed; stopping");
             return Outcome::Fatal(e.to_string());
         }
-        self.commit_batch(batch, shutdown).await
+        Outcome::Done
     }
 
     /// Sends a batch's outputs (acknowledged), then writes its state.

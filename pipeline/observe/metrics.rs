@@ -5,7 +5,7 @@
 //! numbers. The README's metrics list is checked against [`catalogue`] by a unit test.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::sync::{LazyLock, Mutex};
@@ -50,9 +50,9 @@ fn gauge(name: &'static str, help: &str) -> IntGauge {
     register(name, IntGauge::new(name, help).expect("valid metric"))
 }
 
-fn histogram(name: &'static str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+fn histogram(name: &'static str, help: &str, buckets: Vec<f64>) -> Histogram {
     let opts = HistogramOpts::new(name, help).buckets(buckets);
-    register(name, HistogramVec::new(opts, labels).expect("valid metric"))
+    register(name, Histogram::with_opts(opts).expect("valid metric"))
 }
 
 /// All of Sightline's own metrics.
@@ -73,7 +73,8 @@ pub struct Metrics {
     pub timers_fired: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub ready: IntGauge,
-    pub record_handling: HistogramVec,
+    pub batch_handling: Histogram,
+    pub batch_records: Histogram,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -156,13 +157,15 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "sightline_ready",
         "1 when /readyz answers 200: partitions assigned, state restored, registry reachable.",
     ),
-    record_handling: histogram(
-        "sightline_record_handling_seconds",
-        "Time to handle one input record: decode, map, route, or dead-letter (acknowledged).",
-        &["topic"],
-        vec![
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-        ],
+    batch_handling: histogram(
+        "sightline_batch_handling_seconds",
+        "Time to handle one micro-batch of input records: decode, detect, outputs acknowledged, state written.",
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+    ),
+    batch_records: histogram(
+        "sightline_batch_records",
+        "Input records per micro-batch.",
+        vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
     ),
 }
 });

@@ -1,5 +1,6 @@
-//! Producing outputs. Each is awaited until the broker acknowledges it (retrying with backoff),
-//! before the input offset behind it may be stored.
+//! Producing outputs. All of a batch's outputs are enqueued at once (the producer batches them),
+//! then every acknowledgement is awaited; what failed is sent again, one by one, with backoff,
+//! until the broker acknowledges it. Only then may the input offsets behind them be stored.
 
 use super::{Encoders, Output};
 use crate::observe::events::{AlertEmitted, DriftDetected, KafkaClientError, OutputProduced};
@@ -14,59 +15,89 @@ pub async fn send_all(
     outputs: &[Output],
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
+    let mut encoded = Vec::with_capacity(outputs.len());
     for out in outputs {
-        let (topic, key, value) = match encoders.encode(out) {
-            Ok(x) => x,
+        match encoders.encode(out) {
+            Ok(x) => encoded.push((out, x)),
+            // An output that does not fit its own contract is a bug in Sightline: say so loudly.
             Err(e) => {
-                // An output that does not fit its own contract is a bug in Sightline: say so loudly.
-                tracing::error!(error = %format!("{e:#}"), "an output could not be encoded; it is dropped");
-                continue;
+                tracing::error!(error = %format!("{e:#}"), "an output could not be encoded; it is dropped")
             }
-        };
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let record = FutureRecord::to(&topic).key(&key).payload(&value);
-            match producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => break,
-                Err((e, _)) => KafkaClientError {
-                    kind: "output_delivery",
-                    error: &format!("output to {topic} not delivered: {e}; retrying"),
-                }
-                .emit(),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return false,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-        OutputProduced { topic: &topic }.emit();
-        match out {
-            Output::Alert(a) => AlertEmitted {
-                dedupe_id: &a.dedupe_id,
-                kind: &a.kind,
-                status: match a.status {
-                    super::AlertStatus::Firing => "firing",
-                    super::AlertStatus::Resolved => "resolved",
-                },
-                summary: &a.summary,
-            }
-            .emit(),
-            Output::Drift(d) => DriftDetected {
-                topic: &d.topic,
-                drift_id: &d.drift_id,
-                verdict: match d.verdict {
-                    super::DriftVerdict::Compatible => "compatible",
-                    super::DriftVerdict::Incompatible => "incompatible",
-                },
-            }
-            .emit(),
-            Output::Sla(s) => crate::observe::events::SlaEmitted {
-                workflow: &s.workflow,
-                outcome: s.outcome,
-            }
-            .emit(),
         }
     }
+    let pending: Vec<_> = encoded
+        .iter()
+        .map(|(_, (topic, key, value))| {
+            producer
+                .send_result(FutureRecord::to(topic).key(key).payload(value))
+                .ok()
+        })
+        .collect();
+    for ((out, (topic, key, value)), delivery) in encoded.iter().zip(pending) {
+        let delivered = match delivery {
+            Some(d) => matches!(d.await, Ok(Ok(_))),
+            None => false,
+        };
+        if !delivered && !send_one(producer, topic, key, value, shutdown).await {
+            return false;
+        }
+        report(out, topic);
+    }
     true
+}
+
+async fn send_one(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &[u8],
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let record = FutureRecord::to(topic).key(key).payload(value);
+        match producer.send(record, Duration::from_secs(5)).await {
+            Ok(_) => return true,
+            Err((e, _)) => KafkaClientError {
+                kind: "output_delivery",
+                error: &format!("output to {topic} not delivered: {e}; retrying"),
+            }
+            .emit(),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn report(out: &Output, topic: &str) {
+    OutputProduced { topic }.emit();
+    match out {
+        Output::Alert(a) => AlertEmitted {
+            dedupe_id: &a.dedupe_id,
+            kind: &a.kind,
+            status: match a.status {
+                super::AlertStatus::Firing => "firing",
+                super::AlertStatus::Resolved => "resolved",
+            },
+            summary: &a.summary,
+        }
+        .emit(),
+        Output::Drift(d) => DriftDetected {
+            topic: &d.topic,
+            drift_id: &d.drift_id,
+            verdict: match d.verdict {
+                super::DriftVerdict::Compatible => "compatible",
+                super::DriftVerdict::Incompatible => "incompatible",
+            },
+        }
+        .emit(),
+        Output::Sla(s) => crate::observe::events::SlaEmitted {
+            workflow: &s.workflow,
+            outcome: s.outcome,
+        }
+        .emit(),
+    }
 }

@@ -397,3 +397,52 @@ impl Sightline {
         }
     }
 }
+
+/// The alerts (dedupe id, status) the order-to-cash workflow must emit for the faults the demo
+/// generator injected, derived from what each fault means, not from the engine.
+pub fn expected_workflow_alerts(
+    faults: &sightline::demo::generator::Faults,
+) -> Vec<(String, String)> {
+    let wf = "order-to-cash";
+    let mut want = Vec::new();
+    let mut add = |id: String, status: &str| want.push((id, status.to_string()));
+    for (fault, keys) in faults {
+        for k in keys {
+            match *fault {
+                // Unpaid (and so never shipped or invoiced): the payment and invoice alerts fire
+                // (shipping counts from the payment, so it is never due), and at the ttl the
+                // instance expires, resolving them.
+                "missing_payment" => {
+                    add(format!("{wf}/{k}/paid"), "FIRING");
+                    add(format!("{wf}/{k}/paid"), "RESOLVED");
+                    add(format!("{wf}/{k}/invoiced"), "FIRING");
+                    add(format!("{wf}/{k}/invoiced"), "RESOLVED");
+                    add(format!("{wf}/{k}/expired"), "RESOLVED");
+                }
+                "missing_invoice" => {
+                    add(format!("{wf}/{k}/invoiced"), "FIRING");
+                    add(format!("{wf}/{k}/invoiced"), "RESOLVED");
+                    add(format!("{wf}/{k}/expired"), "RESOLVED");
+                }
+                "late_shipment" => {
+                    add(format!("{wf}/{k}/shipped"), "FIRING");
+                    add(format!("{wf}/{k}/shipped"), "RESOLVED");
+                }
+                "duplicate_payment" => add(format!("{wf}/{k}/paid/duplicate"), "RESOLVED"),
+                "shipped_before_paid" => add(format!("{wf}/{k}/shipped/out_of_order"), "RESOLVED"),
+                "orphan" => {
+                    add(format!("{wf}/{k}/orphan"), "FIRING");
+                    add(format!("{wf}/{k}/orphan"), "RESOLVED");
+                    add(format!("{wf}/{k}/expired"), "RESOLVED");
+                }
+                // Cancelled 20 minutes in: the payment alert (15m) fired; the cancellation resolves it.
+                "cancelled" => {
+                    add(format!("{wf}/{k}/paid"), "FIRING");
+                    add(format!("{wf}/{k}/paid"), "RESOLVED");
+                }
+                other => panic!("a fault the tests do not know: {other}"),
+            }
+        }
+    }
+    want
+}
