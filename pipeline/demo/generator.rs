@@ -28,6 +28,8 @@ pub struct GenRecord {
     pub event_type: Option<&'static str>,
     /// The dead-letter class when the record is poison.
     pub poison: Option<&'static str>,
+    /// Event time (epoch ms); records are produced in this order, as the systems would.
+    pub at_ms: i64,
 }
 
 /// The injected business faults, by kind: the keys they were injected for.
@@ -156,20 +158,32 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_eve
                 .or_else(|| value.pointer("/order/id"))
                 .and_then(|v| v.as_str())
                 .map(str::to_string);
+            let at_ms = value
+                .get("occurred_at")
+                .and_then(|v| v.as_str())
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(t0);
             out.push(GenRecord {
                 topic,
                 key,
                 value: serde_json::to_vec(&value).expect("json"),
                 event_type: Some(event_type),
                 poison: None,
+                at_ms,
             });
             good += 1;
             if poison_every > 0 && good % poison_every == 0 {
-                out.push(poison(&mut rng, poison_kind, &id, t0));
+                let mut p = poison(&mut rng, poison_kind, &id, t0);
+                p.at_ms = at_ms;
+                out.push(p);
                 poison_kind += 1;
             }
         }
     }
+    // The systems publish as things happen: in event-time order (a stable sort keeps each
+    // poison record right after its neighbour, and a duplicate right after its original).
+    out.sort_by_key(|r| r.at_ms);
     Plan {
         records: out,
         faults,
@@ -189,6 +203,7 @@ fn poison(rng: &mut StdRng, kind: usize, id: &str, t0: i64) -> GenRecord {
                 value,
                 event_type: None,
                 poison: Some("invalid_json"),
+                at_ms: t0,
             }
         }
         1 => GenRecord {
@@ -201,6 +216,7 @@ fn poison(rng: &mut StdRng, kind: usize, id: &str, t0: i64) -> GenRecord {
             .expect("json"),
             event_type: None,
             poison: Some("missing_key"),
+            at_ms: t0,
         },
         _ => GenRecord {
             topic: INVOICES,
@@ -212,6 +228,7 @@ fn poison(rng: &mut StdRng, kind: usize, id: &str, t0: i64) -> GenRecord {
             .expect("json"),
             event_type: None,
             poison: Some("invalid_event_time"),
+            at_ms: t0,
         },
     }
 }

@@ -32,6 +32,8 @@ pub struct StreamClock {
     /// Assigned topic-partitions that have not delivered yet, with the wall time of assignment.
     waiting: HashMap<(String, i32), i64>,
     pub idle_ms: i64,
+    /// The last non-empty assignment; None until the group has assigned anything.
+    assignment: Option<Vec<(String, i32)>>,
 }
 
 impl StreamClock {
@@ -42,12 +44,18 @@ impl StreamClock {
             parts: HashMap::new(),
             waiting: HashMap::new(),
             idle_ms: 30_000,
+            assignment: None,
         }
     }
 
     /// The consumer's current assignment at wall time `wall_ms`: newly assigned topic-partitions
-    /// without a clock start waiting; ones no longer assigned are forgotten.
+    /// without a clock start waiting; ones no longer assigned are forgotten. An empty
+    /// assignment (not joined yet) changes nothing, so clocks restored at start survive until
+    /// the group has answered.
     pub fn assigned(&mut self, assignment: &[(String, i32)], wall_ms: i64) {
+        if assignment.is_empty() {
+            return;
+        }
         self.waiting.retain(|k, _| assignment.contains(k));
         for k in assignment {
             if !self.parts.contains_key(k) {
@@ -55,6 +63,20 @@ impl StreamClock {
             }
         }
         self.parts.retain(|k, _| assignment.contains(k));
+        self.assignment = Some(assignment.to_vec());
+    }
+
+    /// Assigned topic-partitions that have not delivered a record yet.
+    pub fn waiting(&self) -> Vec<(String, i32)> {
+        let mut w: Vec<_> = self.waiting.keys().cloned().collect();
+        w.sort();
+        w
+    }
+
+    /// A waiting topic-partition has nothing to read (empty, or read to its end): it is idle
+    /// and holds nothing back.
+    pub fn idle(&mut self, topic: &str, partition: i32) {
+        self.waiting.remove(&(topic.to_string(), partition));
     }
 
     /// Restores a topic-partition's clock (from the state store).
@@ -106,9 +128,18 @@ impl StreamClock {
         }
     }
 
-    /// Partition numbers with a clock.
+    /// Partition numbers whose timers may fire: assigned ones with a clock (none before the
+    /// first assignment: until then this instance does not know what it owns).
     pub fn partitions(&self) -> Vec<i32> {
-        let mut p: Vec<i32> = self.parts.keys().map(|(_, p)| *p).collect();
+        let Some(assignment) = &self.assignment else {
+            return Vec::new();
+        };
+        let mut p: Vec<i32> = self
+            .parts
+            .keys()
+            .filter(|k| assignment.contains(k))
+            .map(|(_, p)| *p)
+            .collect();
         p.sort_unstable();
         p.dedup();
         p
@@ -139,6 +170,12 @@ mod tests {
         c.observe("b", 1, 70_000, 6_001);
         assert_eq!(c.watermark(0, 6_001), Some(49_000));
         assert_eq!(c.watermark(1, 6_001), Some(69_000));
+        assert_eq!(
+            c.partitions(),
+            Vec::<i32>::new(),
+            "nothing fires before an assignment"
+        );
+        c.assigned(&[("a".into(), 0), ("b".into(), 0), ("b".into(), 1)], 6_001);
         assert_eq!(c.partitions(), vec![0, 1]);
         assert_eq!(
             StreamClock::new(TimeMode::Wall, 1_000).watermark(3, 42),
@@ -159,7 +196,26 @@ mod tests {
         c.assigned(&[("a".into(), 0), ("b".into(), 0), ("c".into(), 0)], 700);
         assert_eq!(c.watermark(0, 1_000), None);
         assert_eq!(c.watermark(0, 1_700), Some(41_100));
-        // Revoked: forgotten.
+        // Known to have nothing to read: idle at once.
+        c.assigned(
+            &[
+                ("a".into(), 0),
+                ("b".into(), 0),
+                ("c".into(), 0),
+                ("d".into(), 0),
+            ],
+            1_800,
+        );
+        assert_eq!(c.watermark(0, 1_800), None);
+        assert_eq!(
+            c.waiting(),
+            vec![("c".to_string(), 0), ("d".to_string(), 0)]
+        );
+        c.idle("d", 0);
+        assert_eq!(c.watermark(0, 1_800), Some(41_200));
+        // An empty assignment (rejoining) changes nothing; a smaller one forgets the rest.
+        c.assigned(&[], 1_900);
+        assert_eq!(c.partitions(), vec![0]);
         c.assigned(&[("a".into(), 0)], 2_000);
         assert_eq!(c.partitions(), vec![0]);
     }

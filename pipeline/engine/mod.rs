@@ -69,6 +69,8 @@ pub struct Engine {
     /// The workflow state machines over the state store.
     pub workflows: WorkflowRunner,
     pub timer_tick: Duration,
+    pub last_idle_check: Instant,
+    pub idle_check: Option<tokio::task::JoinHandle<Vec<(String, i32)>>>,
 }
 
 enum Outcome {
@@ -355,6 +357,52 @@ impl Engine {
         Outcome::Done
     }
 
+    /// Assigned partitions that have delivered nothing hold the stream clock back, unless they
+    /// have nothing to read: empty, or committed up to their end. The broker is asked on a
+    /// blocking thread (the calls wait for answers), at most once a second and only while some
+    /// partition is waiting; answers are applied at the next tick.
+    fn mark_idle_partitions(&mut self) {
+        if let Some(check) = &self.idle_check {
+            if !check.is_finished() {
+                return;
+            }
+            if let Some(Ok(idle)) = self.idle_check.take().and_then(|h| h.now_or_never()) {
+                for (t, p) in idle {
+                    self.workflows.idle(&t, p);
+                }
+            }
+        }
+        let waiting = self.workflows.waiting();
+        if waiting.is_empty() || self.last_idle_check.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_idle_check = Instant::now();
+        let consumer = self.consumer.clone();
+        self.idle_check = Some(tokio::task::spawn_blocking(move || {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for (t, p) in &waiting {
+                tpl.add_partition(t, *p);
+            }
+            let committed = consumer.committed_offsets(tpl, Duration::from_secs(2)).ok();
+            let mut idle = Vec::new();
+            for (t, p) in waiting {
+                let Ok((low, high)) = consumer.fetch_watermarks(&t, p, Duration::from_secs(2))
+                else {
+                    continue;
+                };
+                let committed_to_end = committed
+                    .as_ref()
+                    .and_then(|l| l.find_partition(&t, p))
+                    .and_then(|e| e.offset().to_raw())
+                    .is_some_and(|o| o >= high);
+                if high <= low || committed_to_end {
+                    idle.push((t, p));
+                }
+            }
+            idle
+        }));
+    }
+
     /// Fires the timers that are due on the stream clock.
     async fn fire_timers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
         if let Ok(tpl) = self.consumer.assignment() {
@@ -366,6 +414,7 @@ impl Engine {
             self.workflows
                 .assigned(&assignment, chrono::Utc::now().timestamp_millis());
         }
+        self.mark_idle_partitions();
         loop {
             let mut batch = Batch::default();
             let wall = chrono::Utc::now().timestamp_millis();

@@ -184,5 +184,7 @@ pub async fn build(
         registry_lookup: crate::registry::Lookup::new(cfg)?,
         workflows,
         timer_tick: Duration::from_millis(cfg.engine.timer_tick_ms),
+        last_idle_check: std::time::Instant::now() - Duration::from_secs(10),
+        idle_check: None,
     })
 }

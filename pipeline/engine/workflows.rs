@@ -217,6 +217,16 @@ impl WorkflowRunner {
         Ok(())
     }
 
+    /// Assigned topic-partitions that have not delivered a record yet.
+    pub fn waiting(&self) -> Vec<(String, i32)> {
+        self.clock.waiting()
+    }
+
+    /// A waiting topic-partition has nothing to read.
+    pub fn idle(&mut self, topic: &str, partition: i32) {
+        self.clock.idle(topic, partition);
+    }
+
     /// Tells the clock what the consumer is assigned now.
     pub fn assigned(&mut self, assignment: &[(String, i32)], wall_ms: i64) {
         self.clock.assigned(assignment, wall_ms);

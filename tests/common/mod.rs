@@ -281,6 +281,8 @@ pub struct Setup {
     pub port: u16,
     /// Prefix of the output topics: `<out>.alerts`, `<out>.drift`, ...
     pub out: String,
+    /// Sightline's consumer group.
+    pub group: String,
 }
 
 impl Setup {
@@ -303,6 +305,7 @@ impl Setup {
         .unwrap();
         let port = free_port();
         let out = unique("out");
+        let group = unique("group");
         let registry = registry_timeout_ms
             .map(|t| {
                 format!(
@@ -320,11 +323,16 @@ impl Setup {
                  [outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
                  [topologies]\npaths = [\"topology.yaml\"]\n[schemas]\ndir = \"schemas\"\n",
                 bootstrap(),
-                unique("group"),
+                group,
             ),
         )
         .unwrap();
-        Setup { dir, port, out }
+        Setup {
+            dir,
+            port,
+            out,
+            group,
+        }
     }
 
     pub fn config(&self) -> std::path::PathBuf {
@@ -445,4 +453,37 @@ pub fn expected_workflow_alerts(
         }
     }
     want
+}
+
+/// Waits until consumer group `group` has committed every partition of `topics` up to its end.
+pub async fn wait_caught_up(group: &str, topics: &[String], timeout: Duration) {
+    use rdkafka::consumer::Consumer;
+    let c: BaseConsumer = client().set("group.id", group).create().expect("client");
+    wait_for(
+        &format!("group {group} to commit to the end of its topics"),
+        timeout,
+        async || {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            let mut ends = Vec::new();
+            for t in topics {
+                let md = c.fetch_metadata(Some(t), Duration::from_secs(5)).ok()?;
+                for p in md.topics()[0].partitions() {
+                    let (_, high) = c.fetch_watermarks(t, p.id(), Duration::from_secs(5)).ok()?;
+                    tpl.add_partition(t, p.id());
+                    ends.push((t.clone(), p.id(), high));
+                }
+            }
+            let committed = c.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+            ends.iter()
+                .all(|(t, p, high)| {
+                    *high == 0
+                        || committed
+                            .find_partition(t, *p)
+                            .and_then(|e| e.offset().to_raw())
+                            .is_some_and(|o| o >= *high)
+                })
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -615,7 +615,11 @@ impl Workflow {
                         kind: timer.kind,
                     }),
                     Some(due) => {
-                        outputs.push(self.missing(&inst, i, due));
+                        let mut alert = self.missing(&inst, i, due);
+                        if let Output::Alert(a) = &mut alert {
+                            a.attributes.insert("stream_clock".to_string(), iso(now_ms));
+                        }
+                        outputs.push(alert);
                         inst.fired.insert(i);
                     }
                     None => {}
