@@ -146,13 +146,17 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
             ("cancelled", n("cancelled")),
             (
                 "completed",
-                orders - n("cancelled") - n("missing_payment") - n("missing_invoice")
+                orders
+                    - n("cancelled")
+                    - n("missing_payment")
+                    - n("missing_invoice")
+                    - n("missing_shipment")
             ),
             (
                 "expired",
-                n("missing_payment") + n("missing_invoice") + n("orphan")
+                n("missing_payment") + n("missing_invoice") + n("missing_shipment") + n("orphan")
             ),
-            ("step_late", n("late_shipment")),
+            ("step_late", n("late_shipment") + n("late_invoice")),
         ]
     );
 }

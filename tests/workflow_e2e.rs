@@ -1,6 +1,7 @@
 //! Workflow tracking end to end on the real broker: 100,000 orders of order-to-cash traffic
-//! (400k events) with injected faults (missing payments, late shipments for one carrier,
-//! missing invoices, duplicates, out-of-order steps, orphans, cancellations), read as a
+//! (400k events) with injected faults (missing payments, missing shipments for one carrier,
+//! late shipments, late and missing invoices, duplicates, out-of-order steps, orphans,
+//! cancellations), read as a
 //! catch-up replay, with Sightline stopped by SIGTERM partway through and started again. The alert topic must hold exactly the expected
 //! alerts (dedupe id and status, as a multiset: a repeat is a failure), and there must be one
 //! COMPLETED SLA event per completed order.
@@ -133,8 +134,12 @@ async fn alerts_are_exactly_the_injected_faults_across_a_graceful_restart() {
 
     // One COMPLETED SLA event per completed order, each once.
     let n = |f: &str| plan.faults.get(f).map_or(0, Vec::len);
-    let completed =
-        orders - n("orphan") - n("cancelled") - n("missing_payment") - n("missing_invoice");
+    let completed = orders
+        - n("orphan")
+        - n("cancelled")
+        - n("missing_payment")
+        - n("missing_invoice")
+        - n("missing_shipment");
     let sla = common::read_topic(
         &format!("{}.sla", setup.out),
         completed + 1,

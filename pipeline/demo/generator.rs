@@ -50,7 +50,8 @@ const HOUR: i64 = 60 * MIN;
 /// the last `tail` of them happen around `now_ms`, so the stream clock reaches today and the old
 /// orders' deadlines and ttls come due. Faults are injected at fixed strides (see [`Faults`]):
 /// missing payments, late shipments, duplicate payments, shipments that happened before their
-/// payment, orphan payments, cancellations and missing invoices.
+/// payment, orphan payments, cancellations, missing invoices, missing shipments for one carrier
+/// (fedex) and late invoices.
 pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_every: usize) -> Plan {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(orders * 4 + orders * 4 / poison_every.max(1));
@@ -79,6 +80,8 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_eve
             _ if i % 101 == 11 => Some("orphan"),
             _ if i % 103 == 17 => Some("cancelled"),
             _ if i % 107 == 19 => Some("missing_invoice"),
+            _ if i % 109 == 23 => Some("missing_shipment"),
+            _ if i % 113 == 29 => Some("late_invoice"),
             _ => None,
         };
         if let Some(f) = fault {
@@ -91,7 +94,10 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_eve
         }
         let region = REGIONS[rng.random_range(0..REGIONS.len())];
         let channel = CHANNELS[rng.random_range(0..CHANNELS.len())];
-        let carrier = if fault == Some("late_shipment") {
+        let carrier = if fault == Some("missing_shipment") {
+            // One carrier's shipments never arrive.
+            "fedex"
+        } else if fault == Some("late_shipment") {
             "ups"
         } else {
             CARRIERS[rng.random_range(0..CARRIERS.len())]
@@ -103,7 +109,11 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_eve
             Some("shipped_before_paid") => paid_at - MIN,
             _ => t0 + rng.random_range(HOUR..10 * HOUR),
         };
-        let invoiced_at = t0 + rng.random_range(HOUR..24 * HOUR);
+        let invoiced_at = if fault == Some("late_invoice") {
+            t0 + 60 * HOUR
+        } else {
+            t0 + rng.random_range(HOUR..24 * HOUR)
+        };
         let order = json!({"type": "order_confirmed", "event_id": format!("{id}-c"), "occurred_at": iso(t0),
             "order": {"id": id, "region": region, "channel": channel, "amount": amount, "carrier": carrier}});
         let mut payment = json!({"type": "payment_captured", "event_id": format!("{id}-p"), "order_id": id,
@@ -147,6 +157,9 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_eve
         };
         if fault == Some("missing_invoice") {
             steps.pop();
+        }
+        if fault == Some("missing_shipment") {
+            steps.remove(2);
         }
         if fault == Some("duplicate_payment") {
             let again = steps[1].clone();
@@ -250,9 +263,11 @@ mod tests {
             vec![
                 ("cancelled", 3),
                 ("duplicate_payment", 4),
+                ("late_invoice", 3),
                 ("late_shipment", 3),
                 ("missing_invoice", 3),
                 ("missing_payment", 3),
+                ("missing_shipment", 3),
                 ("orphan", 3),
                 ("shipped_before_paid", 4),
             ]

@@ -432,6 +432,17 @@ pub fn expected_workflow_alerts(
                     add(format!("{wf}/{k}/invoiced"), "RESOLVED");
                     add(format!("{wf}/{k}/expired"), "RESOLVED");
                 }
+                // One carrier's shipments never come: the alert fires; the instance never
+                // completes, and at the ttl it expires.
+                "missing_shipment" => {
+                    add(format!("{wf}/{k}/shipped"), "FIRING");
+                    add(format!("{wf}/{k}/shipped"), "RESOLVED");
+                    add(format!("{wf}/{k}/expired"), "RESOLVED");
+                }
+                "late_invoice" => {
+                    add(format!("{wf}/{k}/invoiced"), "FIRING");
+                    add(format!("{wf}/{k}/invoiced"), "RESOLVED");
+                }
                 "late_shipment" => {
                     add(format!("{wf}/{k}/shipped"), "FIRING");
                     add(format!("{wf}/{k}/shipped"), "RESOLVED");
