@@ -271,19 +271,15 @@ impl Workflow {
             if inst.seen.contains_key(&i) {
                 continue;
             }
-            out.push(self.alert(
+            out.push(self.resolve_missing(
                 inst,
-                Some(i),
-                "missing_step",
-                AlertStatus::Resolved,
-                self.severity(i),
-                format!(
-                    "{} {}: step `{}` no longer awaited: instance {reason}",
-                    self.name, inst.key, self.steps[i].name
-                ),
-                self.deadline(inst, i),
+                i,
                 at,
-                BTreeMap::from([("reason".to_string(), reason.to_string())]),
+                format!(
+                    "step `{}` no longer awaited: instance {reason}",
+                    self.steps[i].name
+                ),
+                ("reason", reason.to_string()),
             ));
         }
     }
@@ -522,42 +518,50 @@ impl Workflow {
                 outputs.push(self.missing(inst, i, due));
                 inst.fired.insert(i);
             }
-            outputs.push(self.alert(
+            outputs.push(self.resolve_missing(
                 inst,
-                Some(i),
-                "missing_step",
-                AlertStatus::Resolved,
-                self.severity(i),
-                format!(
-                    "{} {}: step `{}` arrived {} late",
-                    self.name,
-                    inst.key,
-                    step.name,
-                    human(late_by)
-                ),
-                Some(due),
+                i,
                 t,
-                BTreeMap::from([("late_by_ms".to_string(), late_by.to_string())]),
+                format!("step `{}` arrived {} late", step.name, human(late_by)),
+                ("late_by_ms", late_by.to_string()),
             ));
             outputs.push(self.sla(inst, SlaOutcome::StepLate, Some(t), t, Some((i, late_by))));
         } else if inst.fired.contains(&i) {
             // On time in event time, but the alert fired before the event arrived (it came
             // later than the allowed lateness).
-            outputs.push(self.alert(
+            outputs.push(self.resolve_missing(
                 inst,
-                Some(i),
-                "missing_step",
-                AlertStatus::Resolved,
-                self.severity(i),
-                format!(
-                    "{} {}: step `{}` arrived on time, but later than the stream clock allowed",
-                    self.name, inst.key, step.name
-                ),
-                Some(due),
+                i,
                 t,
-                BTreeMap::from([("late_by_ms".to_string(), "0".to_string())]),
+                format!(
+                    "step `{}` arrived on time, but later than the stream clock allowed",
+                    step.name
+                ),
+                ("late_by_ms", "0".to_string()),
             ));
         }
+    }
+
+    /// The RESOLVED side of step `i`'s missing-step alert.
+    fn resolve_missing(
+        &self,
+        inst: &Instance,
+        i: usize,
+        at: i64,
+        why: String,
+        attribute: (&str, String),
+    ) -> Output {
+        self.alert(
+            inst,
+            Some(i),
+            "missing_step",
+            AlertStatus::Resolved,
+            self.severity(i),
+            format!("{} {}: {why}", self.name, inst.key),
+            self.deadline(inst, i),
+            at,
+            BTreeMap::from([(attribute.0.to_string(), attribute.1)]),
+        )
     }
 
     fn missing(&self, inst: &Instance, i: usize, due: i64) -> Output {
