@@ -4,6 +4,8 @@
 //!
 //! - [`drift`]: writer schemas that change, or JSON that breaks its contract.
 //! - [`workflow`]: missing, late, out-of-order, duplicate and orphan steps; SLAs.
+//! - [`lag`]: consumer-lag status per group over a sliding window (Burrow's rules).
 
 pub mod drift;
+pub mod lag;
 pub mod workflow;
