@@ -312,7 +312,11 @@ impl Engine {
 
         EventMapped {
             topic,
+            source: &event.source,
             event_type: &event.event_type,
+            event_time_ms: event.event_time_ms,
+            record_time_ms: rec.timestamp_ms,
+            now_ms,
         }
         .emit();
         self.sink.on_event(&event);

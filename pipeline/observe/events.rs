@@ -20,10 +20,15 @@ impl RecordConsumed<'_> {
     }
 }
 
-/// A record decoded and mapped to a business event.
+/// A record decoded and mapped to a business event; its age is observed two ways.
 pub struct EventMapped<'a> {
     pub topic: &'a str,
+    pub source: &'a str,
     pub event_type: &'a str,
+    pub event_time_ms: i64,
+    /// The record's broker timestamp (append time, or create time on CreateTime topics).
+    pub record_time_ms: Option<i64>,
+    pub now_ms: i64,
 }
 
 impl EventMapped<'_> {
@@ -32,6 +37,17 @@ impl EventMapped<'_> {
             .events_consumed
             .with_label_values(&[self.topic, self.event_type])
             .inc();
+        let secs = |ms: i64| ms.max(0) as f64 / 1000.0;
+        METRICS
+            .event_age
+            .with_label_values(&[self.source, self.event_type, "processing"])
+            .observe(secs(self.now_ms - self.event_time_ms));
+        if let Some(t) = self.record_time_ms {
+            METRICS
+                .event_age
+                .with_label_values(&[self.source, self.event_type, "producer"])
+                .observe(secs(t - self.event_time_ms));
+        }
     }
 }
 

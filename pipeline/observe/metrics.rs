@@ -5,8 +5,8 @@
 //! numbers. The README's metrics list is checked against [`catalogue`] by a unit test.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::{LazyLock, Mutex};
 
@@ -50,6 +50,16 @@ fn gauge(name: &'static str, help: &str) -> IntGauge {
     register(name, IntGauge::new(name, help).expect("valid metric"))
 }
 
+fn histogram_vec(
+    name: &'static str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    register(name, HistogramVec::new(opts, labels).expect("valid metric"))
+}
+
 fn histogram(name: &'static str, help: &str, buckets: Vec<f64>) -> Histogram {
     let opts = HistogramOpts::new(name, help).buckets(buckets);
     register(name, Histogram::with_opts(opts).expect("valid metric"))
@@ -73,6 +83,7 @@ pub struct Metrics {
     pub timers_fired: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub ready: IntGauge,
+    pub event_age: HistogramVec,
     pub batch_handling: Histogram,
     pub batch_records: Histogram,
 }
@@ -156,6 +167,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     ready: gauge(
         "sightline_ready",
         "1 when /readyz answers 200: partitions assigned, state restored, registry reachable.",
+    ),
+    event_age: histogram_vec(
+        "sightline_event_age_seconds",
+        "How old events are: measure=processing is processing time minus event time; measure=producer is the record's broker timestamp minus event time (the delay before the event reached Kafka).",
+        &["source", "event_type", "measure"],
+        vec![1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0],
     ),
     batch_handling: histogram(
         "sightline_batch_handling_seconds",
