@@ -4,8 +4,10 @@
 //!
 //! - [`drift`]: writer schemas that change, or JSON that breaks its contract.
 //! - [`workflow`]: missing, late, out-of-order, duplicate and orphan steps; SLAs.
+//! - [`freshness`]: streams that fall silent beyond their quiet period.
 //! - [`lag`]: consumer-lag status per group over a sliding window (Burrow's rules).
 
 pub mod drift;
+pub mod freshness;
 pub mod lag;
 pub mod workflow;

@@ -68,6 +68,8 @@ pub struct Engine {
     pub registry_lookup: Option<crate::registry::Lookup>,
     /// The workflow state machines over the state store.
     pub workflows: WorkflowRunner,
+    /// Streams that must not fall silent.
+    pub freshness: crate::detectors::freshness::Freshness,
     pub timer_tick: Duration,
     pub last_idle_check: Instant,
     pub idle_check: Option<tokio::task::JoinHandle<Vec<(String, i32)>>>,
@@ -94,7 +96,7 @@ impl Engine {
                 biased;
                 _ = shutdown.changed() => break,
                 _ = commit_tick.tick() => self.commit(CommitMode::Async),
-                _ = timer_tick.tick(), if !self.workflows.is_empty() => match self.fire_timers(&mut shutdown).await {
+                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() => match self.fire_timers(&mut shutdown).await {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
@@ -320,6 +322,7 @@ impl Engine {
         }
         .emit();
         self.sink.on_event(&event);
+        self.freshness.on_event(&event, now_ms, &mut batch.outputs);
         if self.workflows.is_empty() {
             return Outcome::Done;
         }
@@ -419,9 +422,13 @@ impl Engine {
                 .assigned(&assignment, chrono::Utc::now().timestamp_millis());
         }
         self.mark_idle_partitions();
+        let mut first = true;
         loop {
             let mut batch = Batch::default();
             let wall = chrono::Utc::now().timestamp_millis();
+            if std::mem::take(&mut first) {
+                self.freshness.tick(wall, &mut batch.outputs);
+            }
             let fired = match self.workflows.tick(&self.store, &mut batch, wall, 1_000) {
                 Ok(n) => n,
                 Err(e) => return Outcome::Fatal(e.to_string()),

@@ -127,6 +127,22 @@ pub async fn build(
                 .map_err(|e| anyhow::anyhow!("{}: source `{}`: {e}", t.file.display(), s.name))?;
         }
     }
+    for t in topologies {
+        for m in &t.monitors.freshness {
+            if !topologies
+                .iter()
+                .flat_map(|t| &t.sources)
+                .any(|s| s.name == m.source)
+            {
+                anyhow::bail!(
+                    "{}: freshness monitor `{}` watches source `{}`, which no topology declares",
+                    t.file.display(),
+                    m.name,
+                    m.source
+                );
+            }
+        }
+    }
     let o = &cfg.outputs;
     sources.exclude(
         [&o.alerts, &o.sla, &o.drift, &o.lag].into_iter().cloned(),
@@ -183,6 +199,13 @@ pub async fn build(
         encoders,
         registry_lookup: crate::registry::Lookup::new(cfg)?,
         workflows,
+        freshness: crate::detectors::freshness::Freshness::new(
+            &topologies
+                .iter()
+                .flat_map(|t| t.monitors.freshness.clone())
+                .collect::<Vec<_>>(),
+            chrono::Utc::now().timestamp_millis(),
+        ),
         timer_tick: Duration::from_millis(cfg.engine.timer_tick_ms),
         last_idle_check: std::time::Instant::now() - Duration::from_secs(10),
         idle_check: None,

@@ -4,6 +4,7 @@
 //! event comes from (event type, correlation key, event id, event time, dimensions). Workflows
 //! and monitors are declared in the same files by later parts of the engine.
 
+pub mod monitor;
 pub mod source;
 pub mod workflow;
 
@@ -24,6 +25,8 @@ pub struct Topology {
     pub sources: Vec<SourceSpec>,
     #[serde(default)]
     pub workflows: Vec<workflow::WorkflowSpec>,
+    #[serde(default)]
+    pub monitors: monitor::Monitors,
     #[serde(skip)]
     pub file: PathBuf,
 }
@@ -61,6 +64,7 @@ impl Topology {
             .iter()
             .flat_map(|s| s.validate())
             .chain(t.workflows.iter().flat_map(|w| w.validate()))
+            .chain(t.monitors.freshness.iter().flat_map(|m| m.validate()))
             .map(|reason| TopologyError {
                 file: name.clone(),
                 line: line_of(text, &reason.anchor),

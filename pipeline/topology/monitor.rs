@@ -1,0 +1,102 @@
+//! Stream monitors declared in topology files.
+//!
+//! ```yaml
+//! monitors:
+//!   freshness:
+//!     - name: dhl-shipments
+//!       source: shipments              # a source of this file or another
+//!       event_type: shipment_dispatched  # optional: only this type counts
+//!       dimension: { carrier: dhl }    # optional: only events with these values count
+//!       quiet_period: 30m              # silence longer than this fires an alert
+//!       timezone: Europe/Amsterdam
+//!       active_days: [mon, tue, wed, thu, fri]   # optional: when the stream should be live
+//!       active_hours: "08:00-20:00"              # optional, local time
+//!       severity: warning
+//! ```
+
+use super::workflow::{Span, StepSeverity};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Monitors {
+    #[serde(default)]
+    pub freshness: Vec<FreshnessSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessSpec {
+    pub name: String,
+    pub source: String,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub dimension: BTreeMap<String, String>,
+    pub quiet_period: Span,
+    #[serde(default = "utc")]
+    pub timezone: String,
+    #[serde(default)]
+    pub active_days: Vec<String>,
+    #[serde(default)]
+    pub active_hours: Option<String>,
+    #[serde(default)]
+    pub severity: StepSeverity,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl FreshnessSpec {
+    pub fn validate(&self) -> Vec<super::source::Invalid> {
+        let mut out = Vec::new();
+        let mut bad = |m: String| {
+            out.push(super::source::Invalid {
+                anchor: format!("name: {}", self.name),
+                message: m,
+            })
+        };
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            bad(format!(
+                "monitor `{}`: unknown time zone `{}`",
+                self.name, self.timezone
+            ));
+        }
+        if self.quiet_period.ms() <= 0 {
+            bad(format!(
+                "monitor `{}`: quiet_period must be longer than zero",
+                self.name
+            ));
+        }
+        for d in &self.active_days {
+            if crate::detectors::workflow::calendar::weekday(d).is_none() {
+                bad(format!(
+                    "monitor `{}`: `{d}` is not a day (mon..sun)",
+                    self.name
+                ));
+            }
+        }
+        if let Some(h) = &self.active_hours {
+            if parse_hours(h).is_none() {
+                bad(format!(
+                    "monitor `{}`: active_hours `{h}` is not HH:MM-HH:MM",
+                    self.name
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// "08:00-20:00" -> minutes of the day (from, to).
+pub fn parse_hours(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('-')?;
+    let m = |x: &str| -> Option<u32> {
+        let (h, mi) = x.trim().split_once(':')?;
+        let (h, mi): (u32, u32) = (h.parse().ok()?, mi.parse().ok()?);
+        (h <= 24 && mi < 60).then_some(h * 60 + mi)
+    };
+    Some((m(a)?, m(b)?))
+}
