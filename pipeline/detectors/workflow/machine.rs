@@ -404,18 +404,10 @@ impl Workflow {
         if starts_now {
             inst.started_at = Some(t);
             if inst.orphan_fired {
-                outputs.push(self.alert(
+                outputs.push(self.resolve_orphan(
                     &inst,
-                    None,
-                    "orphan",
-                    AlertStatus::Resolved,
-                    Severity::Warning,
-                    format!(
-                        "{} {}: the start step `{}` arrived after all",
-                        self.name, inst.key, step.name
-                    ),
-                    None,
                     t,
+                    format!("the start step `{}` arrived after all", step.name),
                     BTreeMap::new(),
                 ));
             }
@@ -542,6 +534,27 @@ impl Workflow {
         }
     }
 
+    /// The RESOLVED side of an orphan alert.
+    fn resolve_orphan(
+        &self,
+        inst: &Instance,
+        at: i64,
+        why: String,
+        attributes: BTreeMap<String, String>,
+    ) -> Output {
+        self.alert(
+            inst,
+            None,
+            "orphan",
+            AlertStatus::Resolved,
+            Severity::Warning,
+            format!("{} {}: {why}", self.name, inst.key),
+            None,
+            at,
+            attributes,
+        )
+    }
+
     /// The RESOLVED side of step `i`'s missing-step alert.
     fn resolve_missing(
         &self,
@@ -660,15 +673,10 @@ impl Workflow {
                 if !inst.closed {
                     self.resolve_open(&mut inst, "expired", timer.due_ms, &mut outputs);
                     if inst.orphan_fired && inst.started_at.is_none() {
-                        outputs.push(self.alert(
+                        outputs.push(self.resolve_orphan(
                             &inst,
-                            None,
-                            "orphan",
-                            AlertStatus::Resolved,
-                            Severity::Warning,
-                            format!("{} {}: orphan dropped at its ttl", self.name, inst.key),
-                            None,
                             timer.due_ms,
+                            "orphan dropped at its ttl".to_string(),
                             BTreeMap::from([("reason".to_string(), "expired".to_string())]),
                         ));
                     }
