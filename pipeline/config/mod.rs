@@ -70,6 +70,8 @@ pub struct Config {
     pub schemas: SchemasConfig,
     #[serde(default)]
     pub engine: EngineConfig,
+    #[serde(default)]
+    pub lag: LagConfig,
     /// Directory of the config file; relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -297,6 +299,55 @@ impl Default for EngineConfig {
             idle_timeout_ms: default_idle(),
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LagConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub groups_regex: String,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    #[serde(default = "default_lag_interval")]
+    pub interval_ms: u64,
+    #[serde(default = "default_lag_window")]
+    pub window: usize,
+    #[serde(default = "default_lag_request_timeout")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "default_lag_read_timeout")]
+    pub read_timeout_ms: u64,
+}
+
+impl Default for LagConfig {
+    fn default() -> Self {
+        LagConfig {
+            enabled: true,
+            groups: Vec::new(),
+            groups_regex: String::new(),
+            topics: Vec::new(),
+            interval_ms: default_lag_interval(),
+            window: default_lag_window(),
+            request_timeout_ms: default_lag_request_timeout(),
+            read_timeout_ms: default_lag_read_timeout(),
+        }
+    }
+}
+
+fn default_lag_interval() -> u64 {
+    5000
+}
+fn default_lag_window() -> usize {
+    10
+}
+fn default_lag_request_timeout() -> u64 {
+    5000
+}
+fn default_lag_read_timeout() -> u64 {
+    2000
 }
 
 fn default_lateness() -> u64 {

@@ -22,6 +22,10 @@ pub enum Ty {
     Paths,
     /// A host:port socket address.
     Addr,
+    /// A list of strings.
+    Strs,
+    /// A regular expression (empty: none).
+    Regex,
     /// A table of string to string with free keys (librdkafka overrides).
     StrMap,
 }
@@ -58,6 +62,7 @@ pub const SECTIONS: &[&str] = &[
     "topologies",
     "schemas",
     "engine",
+    "lag",
 ];
 
 pub const KEYS: &[Key] = &[
@@ -136,6 +141,14 @@ pub const KEYS: &[Key] = &[
         "30000",
         "Event time mode: how long an assigned input partition that has delivered nothing holds the stream clock of its partition number back before it counts as idle.",
     ),
+    key("lag.enabled", Ty::Bool, "true", "Poll consumer lag: Sightline's own group (kafka.group_id) and the watched groups."),
+    key("lag.groups", Ty::Strs, "[]", "Consumer groups to watch, by name (own group is always watched)."),
+    key("lag.groups_regex", Ty::Regex, "", "Also watch every group whose name matches this regex (groups are listed on each poll)."),
+    key("lag.topics", Ty::Strs, "[]", "Topics whose partitions are asked for by name when the broker returns none of a group's offsets for \"all partitions\" (librdkafka's mock cluster); Sightline's own source topics always are."),
+    key("lag.interval_ms", Ty::Int { min: 100 }, "5000", "How often committed offsets and high watermarks are sampled."),
+    key("lag.window", Ty::Int { min: 2 }, "10", "Samples per partition a group's status is evaluated over (the sliding window: interval_ms x window)."),
+    key("lag.request_timeout_ms", Ty::Int { min: 10 }, "5000", "Timeout of one offsets request to the brokers."),
+    key("lag.read_timeout_ms", Ty::Int { min: 10 }, "2000", "How long one poll waits to read the records at committed offsets (exact time lag) before interpolating."),
 ];
 
 fn find(path: &str) -> Option<&'static Key> {
@@ -288,6 +301,16 @@ fn check_type(ty: Ty, v: &toml::Value, base_dir: &Path) -> Result<(), String> {
                 .map_err(|_| format!("`{s}` is not a host:port address such as 127.0.0.1:9464")),
             None => want("a host:port string"),
         },
+        Ty::Strs => match v.as_array() {
+            Some(items) if items.iter().all(|i| i.is_str()) => Ok(()),
+            _ => want("an array of strings"),
+        },
+        Ty::Regex => match v.as_str() {
+            Some(r) => regex::Regex::new(r)
+                .map(|_| ())
+                .map_err(|e| format!("not a valid regular expression: {e}")),
+            None => want("a regular expression (string)"),
+        },
         Ty::StrMap => match v.as_table() {
             Some(t) => {
                 let bad: Vec<_> = t
@@ -419,7 +442,7 @@ pub fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Vec<ConfigE
                     continue;
                 }
             },
-            Ty::Paths => toml::Value::Array(
+            Ty::Paths | Ty::Strs => toml::Value::Array(
                 raw.split(',')
                     .filter(|s| !s.trim().is_empty())
                     .map(|s| toml::Value::String(s.trim().to_string()))
@@ -478,6 +501,8 @@ pub fn reference_markdown() -> String {
             Ty::File => "file path".into(),
             Ty::Paths => "list of paths".into(),
             Ty::Addr => "host:port".into(),
+            Ty::Strs => "list of strings".into(),
+            Ty::Regex => "regex".into(),
             Ty::StrMap => "table of strings".into(),
         };
         let default = if k.required {

@@ -354,6 +354,7 @@ mod tests {
                 Output::Drift(d) => ("drift", format!("{:?}", d.verdict)),
                 Output::Alert(a) => ("alert", a.dedupe_id.clone()),
                 Output::Sla(s) => ("sla", s.sla_id.clone()),
+                Output::Lag(l) => ("lag", l.event_id.clone()),
             })
             .collect()
     }

@@ -143,6 +143,45 @@ impl GroupWindows {
     }
 }
 
+/// How a partition's time lag was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TimeLagMethod {
+    /// The timestamp of the record at the committed offset, read from the partition (or zero
+    /// lag: nothing is unconsumed).
+    Exact,
+    /// That record could not be read (deleted by retention, not readable, timed out): when it
+    /// was written is interpolated from sampled high watermarks.
+    Interpolated,
+    /// Neither: the record is older than the sampled history.
+    Unknown,
+}
+
+impl TimeLagMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeLagMethod::Exact => "EXACT",
+            TimeLagMethod::Interpolated => "INTERPOLATED",
+            TimeLagMethod::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// When the record at `offset` was written, interpolated from `(wall ms, high watermark)`
+/// samples (oldest first): it was written between the last sample whose high watermark had not
+/// reached past it and the next one, at the point a steady rate between the two would put it.
+/// `None` when the history does not reach back to it.
+pub fn interpolate_written_at(history: &[(i64, i64)], offset: i64) -> Option<i64> {
+    let i = history.iter().position(|&(_, high)| high > offset)?;
+    if i == 0 {
+        return None;
+    }
+    let (t0, h0) = history[i - 1];
+    let (t1, h1) = history[i];
+    let frac = (offset + 1 - h0) as f64 / (h1 - h0) as f64;
+    Some(t0 + ((t1 - t0) as f64 * frac).round() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +254,16 @@ mod tests {
             g.observe("a", 1, i * 1_000, 10 * i + 10, 10 * i + 10);
         }
         assert_eq!(g.status(5_000).0, LagStatus::Ok);
+    }
+
+    #[test]
+    fn interpolation_places_a_record_between_the_samples_that_bracket_it() {
+        // 100 records written steadily between t=10s and t=20s (offsets 100..199).
+        let h = [(0, 100), (10_000, 100), (20_000, 200), (30_000, 200)];
+        assert_eq!(interpolate_written_at(&h, 149), Some(15_000));
+        assert_eq!(interpolate_written_at(&h, 199), Some(20_000));
+        // Written before the history began, or not written yet: unknown.
+        assert_eq!(interpolate_written_at(&h, 50), None);
+        assert_eq!(interpolate_written_at(&h, 200), None);
     }
 }

@@ -7,6 +7,7 @@
 //! dead-letters and never skips.
 
 pub mod clock;
+pub mod lag;
 pub mod setup;
 pub mod sources;
 pub mod workflows;
@@ -63,13 +64,17 @@ pub struct Engine {
     pub sink: Box<dyn EventSink>,
     pub drift: DriftDetector,
     pub store: Store,
-    pub encoders: Encoders,
+    pub encoders: Arc<Encoders>,
+    /// Consumer-lag polling (own and watched groups); None when `lag.enabled` is false.
+    pub lag: Option<(lag::LagPoller, Duration)>,
     /// Subject/version lookup for drift events (None without a registry).
     pub registry_lookup: Option<crate::registry::Lookup>,
     /// The workflow state machines over the state store.
     pub workflows: WorkflowRunner,
     /// Streams that must not fall silent.
     pub freshness: crate::detectors::freshness::Freshness,
+    /// Event-age thresholds and periodic age reports.
+    pub age: crate::detectors::age::EventAge,
     pub timer_tick: Duration,
     pub last_idle_check: Instant,
     pub idle_check: Option<tokio::task::JoinHandle<Vec<(String, i32)>>>,
@@ -91,12 +96,21 @@ impl Engine {
         timer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fatal = None;
         let consumer = self.consumer.clone();
+        let lag_task = self.lag.take().map(|(poller, interval)| {
+            tokio::spawn(lag::run(
+                poller,
+                interval,
+                self.producer.clone(),
+                self.encoders.clone(),
+                shutdown.clone(),
+            ))
+        });
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
                 _ = commit_tick.tick() => self.commit(CommitMode::Async),
-                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() => match self.fire_timers(&mut shutdown).await {
+                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() => match self.fire_timers(&mut shutdown).await {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
@@ -144,6 +158,9 @@ impl Engine {
             }
         }
         self.commit(CommitMode::Sync);
+        if let Some(task) = lag_task {
+            let _ = task.await;
+        }
         tracing::info!("engine stopped; handled offsets committed");
         match fatal {
             Some(e) => anyhow::bail!("the state store at state.dir failed: {e}. Check the disk; the input position is kept."),
@@ -323,6 +340,7 @@ impl Engine {
         .emit();
         self.sink.on_event(&event);
         self.freshness.on_event(&event, now_ms, &mut batch.outputs);
+        self.age.on_event(&event, now_ms, &mut batch.outputs);
         if self.workflows.is_empty() {
             return Outcome::Done;
         }
@@ -418,8 +436,11 @@ impl Engine {
                 .iter()
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
-            self.workflows
-                .assigned(&assignment, chrono::Utc::now().timestamp_millis());
+            let now = chrono::Utc::now().timestamp_millis();
+            if !assignment.is_empty() {
+                self.freshness.arm(now);
+            }
+            self.workflows.assigned(&assignment, now);
         }
         self.mark_idle_partitions();
         let mut first = true;
@@ -428,6 +449,7 @@ impl Engine {
             let wall = chrono::Utc::now().timestamp_millis();
             if std::mem::take(&mut first) {
                 self.freshness.tick(wall, &mut batch.outputs);
+                self.age.tick(wall, &mut batch.outputs);
             }
             let fired = match self.workflows.tick(&self.store, &mut batch, wall, 1_000) {
                 Ok(n) => n,

@@ -128,17 +128,21 @@ pub async fn build(
         }
     }
     for t in topologies {
-        for m in &t.monitors.freshness {
+        let monitors = t
+            .monitors
+            .freshness
+            .iter()
+            .map(|m| ("freshness", &m.name, &m.source))
+            .chain(t.monitors.age.iter().map(|m| ("age", &m.name, &m.source)));
+        for (kind, name, source) in monitors {
             if !topologies
                 .iter()
                 .flat_map(|t| &t.sources)
-                .any(|s| s.name == m.source)
+                .any(|s| s.name == *source)
             {
                 anyhow::bail!(
-                    "{}: freshness monitor `{}` watches source `{}`, which no topology declares",
+                    "{}: {kind} monitor `{name}` watches source `{source}`, which no topology declares",
                     t.file.display(),
-                    m.name,
-                    m.source
                 );
             }
         }
@@ -196,13 +200,23 @@ pub async fn build(
         sink: opts.sink.unwrap_or_else(|| Box::new(Discard)),
         drift,
         store,
-        encoders,
+        encoders: Arc::new(encoders),
+        lag: super::lag::poller(cfg, &base, &subscription)
+            .context("creating the lag poller")?
+            .map(|p| (p, Duration::from_millis(cfg.lag.interval_ms))),
         registry_lookup: crate::registry::Lookup::new(cfg)?,
         workflows,
         freshness: crate::detectors::freshness::Freshness::new(
             &topologies
                 .iter()
                 .flat_map(|t| t.monitors.freshness.clone())
+                .collect::<Vec<_>>(),
+            chrono::Utc::now().timestamp_millis(),
+        ),
+        age: crate::detectors::age::EventAge::new(
+            &topologies
+                .iter()
+                .flat_map(|t| t.monitors.age.clone())
                 .collect::<Vec<_>>(),
             chrono::Utc::now().timestamp_millis(),
         ),

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod client;
 pub mod consumer;
+pub mod offsets;
 pub mod producer;
 
 pub use client::client_config;

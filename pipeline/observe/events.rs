@@ -260,6 +260,7 @@ impl SlaEmitted<'_> {
             Cancelled => "cancelled",
             Expired => "expired",
             StepLate => "step_late",
+            EventAge => "event_age",
         };
         METRICS
             .sla_events
@@ -282,5 +283,50 @@ impl TimersFired {
                 .with_label_values(&["fired"])
                 .inc_by(self.count as u64);
         }
+    }
+}
+
+/// A consumer group's lag status changed (the event went to the lag topic).
+pub struct LagStatusChanged<'a> {
+    pub group: &'a str,
+    pub status: crate::detectors::lag::LagStatus,
+    pub previous: Option<crate::detectors::lag::LagStatus>,
+    pub total_lag: i64,
+}
+
+impl LagStatusChanged<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            group = self.group,
+            status = self.status.as_str(),
+            previous = self.previous.map(|p| p.as_str()).unwrap_or("none"),
+            total_lag = self.total_lag,
+            "consumer group lag status changed"
+        );
+        METRICS
+            .lag_status_changes
+            .with_label_values(&[self.status.as_str()])
+            .inc();
+    }
+}
+
+/// One lag poll finished.
+pub struct LagPolled {
+    pub groups: usize,
+    pub partitions: usize,
+    pub reads: usize,
+    pub seconds: f64,
+}
+
+impl LagPolled {
+    pub fn emit(&self) {
+        tracing::debug!(
+            groups = self.groups,
+            partitions = self.partitions,
+            reads = self.reads,
+            seconds = self.seconds,
+            "lag polled"
+        );
+        METRICS.lag_poll_duration.observe(self.seconds);
     }
 }

@@ -5,8 +5,8 @@
 //! numbers. The README's metrics list is checked against [`catalogue`] by a unit test.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::{LazyLock, Mutex};
 
@@ -43,6 +43,13 @@ fn gauge_vec(name: &'static str, help: &str, labels: &[&str]) -> IntGaugeVec {
     register(
         name,
         IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn fgauge_vec(name: &'static str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        name,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
     )
 }
 
@@ -86,6 +93,15 @@ pub struct Metrics {
     pub event_age: HistogramVec,
     pub batch_handling: Histogram,
     pub batch_records: Histogram,
+    pub consumer_lag_offsets: IntGaugeVec,
+    pub consumer_group_lag_offsets: IntGaugeVec,
+    pub consumer_lag_seconds: GaugeVec,
+    pub consumer_group_lag_seconds: GaugeVec,
+    pub consumer_group_status: IntGaugeVec,
+    pub lag_time_measurements: IntCounterVec,
+    pub lag_status_changes: IntCounterVec,
+    pub lag_poll_duration: Histogram,
+    pub monitor_event_age: HistogramVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -183,6 +199,52 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "sightline_batch_records",
         "Input records per micro-batch.",
         vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
+    ),
+    consumer_lag_offsets: gauge_vec(
+        "sightline_consumer_lag_offsets",
+        "Offset lag of a partition for a consumer group (own or watched): high watermark minus committed offset.",
+        &["group", "topic", "partition"],
+    ),
+    consumer_group_lag_offsets: gauge_vec(
+        "sightline_consumer_group_lag_offsets",
+        "Offset lag of a consumer group: the sum over its partitions.",
+        &["group"],
+    ),
+    consumer_lag_seconds: fgauge_vec(
+        "sightline_consumer_lag_seconds",
+        "Time lag of a partition for a consumer group: age of the oldest unconsumed record (see sightline_lag_time_measurements_total for how it was measured).",
+        &["group", "topic", "partition"],
+    ),
+    consumer_group_lag_seconds: fgauge_vec(
+        "sightline_consumer_group_lag_seconds",
+        "Time lag of a consumer group: its largest partition time lag.",
+        &["group"],
+    ),
+    consumer_group_status: gauge_vec(
+        "sightline_consumer_group_status",
+        "Lag status of a consumer group: 0 OK, 1 REWIND, 2 WARN, 3 ERR, 4 STALL, 5 STOP.",
+        &["group"],
+    ),
+    lag_time_measurements: counter(
+        "sightline_lag_time_measurements_total",
+        "Partition time-lag measurements, by method (exact, interpolated, unknown).",
+        &["method"],
+    ),
+    lag_status_changes: counter(
+        "sightline_lag_status_changes_total",
+        "Consumer-group lag status changes (each is an event on the lag topic), by new status.",
+        &["status"],
+    ),
+    lag_poll_duration: histogram(
+        "sightline_lag_poll_duration_seconds",
+        "Duration of one lag poll over every watched group.",
+        vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+    ),
+    monitor_event_age: histogram_vec(
+        "sightline_monitor_event_age_seconds",
+        "Event age on arrival of the events an age monitor matches (its stream, event type and dimension values), by measure.",
+        &["monitor", "measure"],
+        vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0],
     ),
 }
 });

@@ -11,6 +11,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 pub const ALERT_SCHEMA: &str = include_str!("../../schemas/sightline/alert.avsc");
 pub const DRIFT_SCHEMA: &str = include_str!("../../schemas/sightline/schema_drift.avsc");
 pub const SLA_SCHEMA: &str = include_str!("../../schemas/sightline/sla_event.avsc");
+pub const LAG_SCHEMA: &str = include_str!("../../schemas/sightline/lag_event.avsc");
 
 enum Encoding {
     Json,
@@ -26,6 +27,7 @@ pub struct Encoders {
     alerts: Target,
     drift: Target,
     sla: Target,
+    lag: Target,
 }
 
 async fn target(
@@ -61,6 +63,7 @@ impl Encoders {
             alerts: target(&outputs.alerts, ALERT_SCHEMA, registry).await?,
             drift: target(&outputs.drift, DRIFT_SCHEMA, registry).await?,
             sla: target(&outputs.sla, SLA_SCHEMA, registry).await?,
+            lag: target(&outputs.lag, LAG_SCHEMA, registry).await?,
         })
     }
 
@@ -70,6 +73,7 @@ impl Encoders {
             Output::Alert(a) => (&self.alerts, serialize(&self.alerts, a)?),
             Output::Drift(d) => (&self.drift, serialize(&self.drift, d)?),
             Output::Sla(x) => (&self.sla, serialize(&self.sla, x)?),
+            Output::Lag(x) => (&self.lag, serialize(&self.lag, x)?),
         };
         Ok((target.topic.clone(), out.key(), value))
     }
@@ -175,5 +179,85 @@ mod tests {
             },
         };
         serialize(&t, &drift).unwrap();
+
+        let lag = LagEvent {
+            event_id: "g/1".into(),
+            group: "g".into(),
+            status: crate::detectors::lag::LagStatus::Stall,
+            previous_status: Some(crate::detectors::lag::LagStatus::Ok),
+            detected_at: 1,
+            total_lag_offsets: 7,
+            max_time_lag_ms: Some(9),
+            window_samples: 10,
+            partitions: vec![PartitionLag {
+                topic: "t".into(),
+                partition: 0,
+                committed_offset: 3,
+                high_watermark: 10,
+                lag_offsets: 7,
+                time_lag_ms: None,
+                time_lag_method: crate::detectors::lag::TimeLagMethod::Unknown,
+                status: crate::detectors::lag::LagStatus::Stall,
+            }],
+            sightline_version: crate::VERSION.into(),
+        };
+        let schema = Schema::parse_str(LAG_SCHEMA).unwrap();
+        let t = Target {
+            topic: "l".into(),
+            encoding: Encoding::Avro {
+                schema: schema.clone(),
+                id: 9,
+            },
+        };
+        let bytes = serialize(&t, &lag).unwrap();
+        #[allow(deprecated)]
+        let back = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let json = serde_json::Value::try_from(back).unwrap();
+        assert_eq!(json["status"], "STALL");
+        assert_eq!(json["previous_status"], "OK");
+        assert_eq!(json["partitions"][0]["time_lag_method"], "UNKNOWN");
+
+        let sla = SlaEvent {
+            sla_id: "age/a/60000".into(),
+            workflow: "a".into(),
+            key: "shipments".into(),
+            outcome: SlaOutcome::EventAge,
+            started_at: Some(0),
+            ended_at: Some(60_000),
+            detected_at: 60_000,
+            late_step: None,
+            late_by_ms: None,
+            steps: vec![],
+            dimensions: BTreeMap::new(),
+            event_age: Some(EventAgeReport {
+                monitor: "a".into(),
+                source: "shipments".into(),
+                event_type: None,
+                measure: "processing".into(),
+                window_ms: 60_000,
+                count: 2,
+                over_threshold: 1,
+                threshold_ms: 900_000,
+                p50_ms: Some(1),
+                p95_ms: Some(2),
+                p99_ms: Some(2),
+                max_ms: Some(2),
+            }),
+            sightline_version: crate::VERSION.into(),
+        };
+        let schema = Schema::parse_str(SLA_SCHEMA).unwrap();
+        let t = Target {
+            topic: "s".into(),
+            encoding: Encoding::Avro {
+                schema: schema.clone(),
+                id: 10,
+            },
+        };
+        let bytes = serialize(&t, &sla).unwrap();
+        #[allow(deprecated)]
+        let back = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let json = serde_json::Value::try_from(back).unwrap();
+        assert_eq!(json["outcome"], "EVENT_AGE");
+        assert_eq!(json["event_age"]["p95_ms"], 2);
     }
 }

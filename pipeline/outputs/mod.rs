@@ -6,13 +6,15 @@
 pub mod alert;
 pub mod drift;
 pub mod encode;
+pub mod lag;
 pub mod send;
 pub mod sla;
 
 pub use alert::{Alert, AlertStatus, LineageEntry, Severity};
 pub use drift::{DriftVerdict, SchemaDrift};
 pub use encode::Encoders;
-pub use sla::{SlaEvent, SlaOutcome, StepStatus, StepTiming};
+pub use lag::{LagEvent, PartitionLag};
+pub use sla::{EventAgeReport, SlaEvent, SlaOutcome, StepStatus, StepTiming};
 
 /// One record for an output topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,7 @@ pub enum Output {
     Alert(Alert),
     Drift(SchemaDrift),
     Sla(SlaEvent),
+    Lag(LagEvent),
 }
 
 impl Output {
@@ -33,6 +36,7 @@ impl Output {
                 .unwrap_or_else(|| a.dedupe_id.clone()),
             Output::Drift(d) => d.topic.clone(),
             Output::Sla(s) => s.key.clone(),
+            Output::Lag(l) => l.group.clone(),
         }
     }
 }

@@ -99,5 +99,12 @@ fn report(out: &Output, topic: &str) {
             outcome: s.outcome,
         }
         .emit(),
+        Output::Lag(l) => crate::observe::events::LagStatusChanged {
+            group: &l.group,
+            status: l.status,
+            previous: l.previous_status,
+            total_lag: l.total_lag_offsets,
+        }
+        .emit(),
     }
 }

@@ -339,6 +339,13 @@ impl Setup {
         self.dir.join("sightline.toml")
     }
 
+    /// Appends TOML (whole sections) to the config.
+    pub fn add_config(&self, toml: &str) {
+        let mut text = std::fs::read_to_string(self.config()).unwrap();
+        text.push_str(toml);
+        std::fs::write(self.config(), text).unwrap();
+    }
+
     pub fn log(&self) -> std::path::PathBuf {
         self.dir.join("sightline.log")
     }
