@@ -23,12 +23,16 @@ struct Monitor {
 
 pub struct Freshness {
     monitors: Vec<Monitor>,
+    /// Silence counts only once Sightline holds partitions to read from.
+    armed: bool,
 }
 
 impl Freshness {
-    /// Monitors start as if their stream had just been seen at `now_ms`.
+    /// Monitors start as if their stream had just been seen at `now_ms`; call [`Self::arm`]
+    /// when input partitions are first assigned.
     pub fn new(specs: &[FreshnessSpec], now_ms: i64) -> Self {
         Freshness {
+            armed: false,
             monitors: specs
                 .iter()
                 .map(|s| Monitor {
@@ -45,6 +49,17 @@ impl Freshness {
 
     pub fn is_empty(&self) -> bool {
         self.monitors.is_empty()
+    }
+
+    /// Input partitions were assigned at `now_ms`: silence is measured from here (the time
+    /// Sightline spent starting and joining its group is not the stream's silence).
+    pub fn arm(&mut self, now_ms: i64) {
+        if std::mem::replace(&mut self.armed, true) {
+            return;
+        }
+        for m in &mut self.monitors {
+            m.last_seen_ms = m.last_seen_ms.max(now_ms);
+        }
     }
 
     /// An event arrived at `now_ms`: monitors it belongs to are fresh again.
@@ -76,6 +91,9 @@ impl Freshness {
 
     /// The wall clock moved to `now_ms`: monitors silent too long (and live) fire.
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        if !self.armed {
+            return;
+        }
         for m in &mut self.monitors {
             if m.firing || now_ms - m.last_seen_ms <= m.spec.quiet_period.ms() || !active(m, now_ms)
             {
@@ -184,6 +202,10 @@ mod tests {
             0,
         );
         let mut out = Vec::new();
+        // Not armed (no partitions yet): silence does not count.
+        f.tick(60_000, &mut out);
+        assert!(out.is_empty());
+        f.arm(0);
         f.tick(10_000, &mut out);
         assert!(
             out.is_empty(),
@@ -211,6 +233,7 @@ mod tests {
             .timestamp_millis();
         let s = spec("{ name: m, source: s, quiet_period: 1m, timezone: Europe/Amsterdam, active_days: [mon, tue, wed, thu, fri], active_hours: \"08:00-20:00\" }");
         let mut f = Freshness::new(&[s], monday_23h - 3_600_000);
+        f.arm(monday_23h - 3_600_000);
         let mut out = Vec::new();
         f.tick(monday_23h, &mut out);
         assert!(out.is_empty());

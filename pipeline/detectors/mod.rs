@@ -7,6 +7,7 @@
 //! - [`freshness`]: streams that fall silent beyond their quiet period.
 //! - [`lag`]: consumer-lag status per group over a sliding window (Burrow's rules).
 
+pub mod age;
 pub mod drift;
 pub mod freshness;
 pub mod lag;

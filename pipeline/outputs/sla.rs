@@ -10,6 +10,7 @@ pub enum SlaOutcome {
     Cancelled,
     Expired,
     StepLate,
+    EventAge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,5 +45,25 @@ pub struct SlaEvent {
     pub late_by_ms: Option<i64>,
     pub steps: Vec<StepTiming>,
     pub dimensions: BTreeMap<String, String>,
+    /// EVENT_AGE: the age distribution of one monitor's reporting interval.
+    #[serde(default)]
+    pub event_age: Option<EventAgeReport>,
     pub sightline_version: String,
+}
+
+/// Rolling event-age percentiles of one age monitor over one reporting interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAgeReport {
+    pub monitor: String,
+    pub source: String,
+    pub event_type: Option<String>,
+    pub measure: String,
+    pub window_ms: i64,
+    pub count: i64,
+    pub over_threshold: i64,
+    pub threshold_ms: i64,
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub max_ms: Option<i64>,
 }

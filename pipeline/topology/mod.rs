@@ -65,6 +65,7 @@ impl Topology {
             .flat_map(|s| s.validate())
             .chain(t.workflows.iter().flat_map(|w| w.validate()))
             .chain(t.monitors.freshness.iter().flat_map(|m| m.validate()))
+            .chain(t.monitors.age.iter().flat_map(|m| m.validate()))
             .map(|reason| TopologyError {
                 file: name.clone(),
                 line: line_of(text, &reason.anchor),

@@ -12,9 +12,22 @@
 //!       active_days: [mon, tue, wed, thu, fri]   # optional: when the stream should be live
 //!       active_hours: "08:00-20:00"              # optional, local time
 //!       severity: warning
+//!   age:
+//!     - name: shipment-age
+//!       source: shipments
+//!       event_type: shipment_dispatched  # optional, as above
+//!       dimension: { carrier: dhl }    # optional, as above
+//!       measure: processing            # processing (arrival - event time) | producer (broker append - event time)
+//!       max_age: 15m                   # an event older than this on arrival fires an alert
+//!       timezone: Europe/Amsterdam
+//!       calendars: { weekend: { days: [sat, sun] } }
+//!       overrides:                     # first match wins, on the local date of arrival
+//!         - { calendar: weekend, max_age: 2h }
+//!       report_every: 1m               # an SLA event with p50/p95/p99 of the ages seen
+//!       severity: warning
 //! ```
 
-use super::workflow::{Span, StepSeverity};
+use super::workflow::{CalendarSpec, Span, StepSeverity};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -23,6 +36,101 @@ use std::collections::BTreeMap;
 pub struct Monitors {
     #[serde(default)]
     pub freshness: Vec<FreshnessSpec>,
+    #[serde(default)]
+    pub age: Vec<AgeSpec>,
+}
+
+/// Which age an age monitor measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgeMeasure {
+    /// Arrival at Sightline minus event time.
+    #[default]
+    Processing,
+    /// Broker append time minus event time (the producer-side delay).
+    Producer,
+}
+
+impl AgeMeasure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgeMeasure::Processing => "processing",
+            AgeMeasure::Producer => "producer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeOverride {
+    pub calendar: String,
+    pub max_age: Span,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeSpec {
+    pub name: String,
+    pub source: String,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub dimension: BTreeMap<String, String>,
+    #[serde(default)]
+    pub measure: AgeMeasure,
+    pub max_age: Span,
+    #[serde(default = "utc")]
+    pub timezone: String,
+    #[serde(default)]
+    pub calendars: BTreeMap<String, CalendarSpec>,
+    #[serde(default)]
+    pub overrides: Vec<AgeOverride>,
+    #[serde(default = "one_minute")]
+    pub report_every: Span,
+    #[serde(default)]
+    pub severity: StepSeverity,
+}
+
+fn one_minute() -> Span {
+    Span(60_000)
+}
+
+impl AgeSpec {
+    pub fn validate(&self) -> Vec<super::source::Invalid> {
+        let mut out = Vec::new();
+        let name = &self.name;
+        let mut bad =
+            |anchor: String, m: String| out.push(super::source::Invalid { anchor, message: m });
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            bad(
+                format!("name: {name}"),
+                format!(
+                    "age monitor `{name}`: unknown time zone `{}`",
+                    self.timezone
+                ),
+            );
+        }
+        if self.max_age.ms() <= 0 || self.report_every.ms() <= 0 {
+            bad(
+                format!("name: {name}"),
+                format!("age monitor `{name}`: max_age and report_every must be longer than zero"),
+            );
+        }
+        for (c, spec) in &self.calendars {
+            for (anchor, m) in spec.problems(&format!("age monitor `{name}`"), c) {
+                bad(anchor, m);
+            }
+        }
+        for o in &self.overrides {
+            if !self.calendars.contains_key(&o.calendar) {
+                bad(
+                    format!("calendar: {}", o.calendar),
+                    format!("age monitor `{name}`: override uses calendar `{}`, which is not declared under calendars", o.calendar),
+                );
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -99,6 +99,46 @@ pub struct CalendarSpec {
     pub dates: Vec<String>,
 }
 
+impl CalendarSpec {
+    /// The calendar, with unparseable days and dates left out (validation reports them).
+    pub fn compile(&self) -> crate::detectors::workflow::calendar::Calendar {
+        crate::detectors::workflow::calendar::Calendar {
+            days: self
+                .days
+                .iter()
+                .filter_map(|d| crate::detectors::workflow::calendar::weekday(d))
+                .collect(),
+            dates: self
+                .dates
+                .iter()
+                .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .collect(),
+        }
+    }
+
+    /// Problems with the days and dates, each as (anchor text, message).
+    pub fn problems(&self, owner: &str, name: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for d in &self.days {
+            if crate::detectors::workflow::calendar::weekday(d).is_none() {
+                out.push((
+                    format!("{name}:"),
+                    format!("{owner}: calendar `{name}`: `{d}` is not a day (mon..sun)"),
+                ));
+            }
+        }
+        for d in &self.dates {
+            if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+                out.push((
+                    d.clone(),
+                    format!("{owner}: calendar `{name}`: `{d}` is not a date (YYYY-MM-DD)"),
+                ));
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideSpec {
@@ -297,25 +337,8 @@ impl WorkflowSpec {
             }
         }
         for (name, c) in &self.calendars {
-            for d in &c.days {
-                if crate::detectors::workflow::calendar::weekday(d).is_none() {
-                    bad(
-                        &format!("{name}:"),
-                        format!(
-                            "workflow `{wf}`: calendar `{name}`: `{d}` is not a day (mon..sun)"
-                        ),
-                    );
-                }
-            }
-            for d in &c.dates {
-                if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
-                    bad(
-                        d,
-                        format!(
-                            "workflow `{wf}`: calendar `{name}`: `{d}` is not a date (YYYY-MM-DD)"
-                        ),
-                    );
-                }
+            for (anchor, message) in c.problems(&format!("workflow `{wf}`"), name) {
+                bad(&anchor, message);
             }
         }
         out

@@ -231,6 +231,7 @@ impl Workflow {
             SlaOutcome::Cancelled => "cancelled",
             SlaOutcome::Expired => "expired",
             SlaOutcome::StepLate => "late",
+            SlaOutcome::EventAge => "event_age",
         };
         let sla_id = match late {
             Some((i, _)) => format!(
@@ -251,6 +252,7 @@ impl Workflow {
             late_by_ms: late.map(|(_, by)| by),
             steps,
             dimensions: inst.dimensions.clone(),
+            event_age: None,
             sightline_version: crate::VERSION.to_string(),
         })
     }

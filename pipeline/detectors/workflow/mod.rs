@@ -87,19 +87,7 @@ impl Workflow {
         let calendars = spec
             .calendars
             .iter()
-            .map(|(name, c)| {
-                (
-                    name.clone(),
-                    Calendar {
-                        days: c.days.iter().filter_map(|d| calendar::weekday(d)).collect(),
-                        dates: c
-                            .dates
-                            .iter()
-                            .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                            .collect(),
-                    },
-                )
-            })
+            .map(|(name, c)| (name.clone(), c.compile()))
             .collect();
         let by_type = steps
             .iter()
