@@ -2,6 +2,7 @@
 //! built-in order-to-cash generator. Nothing to install, nothing to start. It goes through the
 //! same wiring as `sightline run` (engine::setup); only the cluster is in-process.
 
+pub mod carrier_feed;
 pub mod generator;
 pub mod summary;
 
@@ -93,10 +94,13 @@ pub async fn run(
     let cfg_text = format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"sightline-demo\"\ncommit_interval_ms = 200\n\
          [kafka.topics]\npartitions = 3\nreplication_factor = 1\n[state]\ndir = \"{}\"\n[http]\nbind = \"{}\"\n\
-         [topologies]\npaths = []\n[schemas]\ndir = \"{}\"\n",
+         [topologies]\npaths = []\n[schemas]\ndir = \"{}\"\n\
+         [lag]\ngroups = [\"{}\"]\ntopics = [\"{}\"]\ninterval_ms = 250\nwindow = 4\n",
         work.join("state").display(),
         opts.http,
-        work.join("schemas").display()
+        work.join("schemas").display(),
+        carrier_feed::WATCHED_GROUP,
+        carrier_feed::TOPIC,
     );
     let cfg = Config::from_str_with_env(&cfg_text, "<demo>", Path::new("."), &[])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -110,10 +114,23 @@ pub async fn run(
                     .join("\n")
             )
         })?;
-    let topologies = vec![topology];
+    let feed_topology = Topology::parse(
+        carrier_feed::TOPOLOGY,
+        Path::new("<demo>/carrier-feed.yaml"),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            e.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let topologies = vec![topology, feed_topology];
 
     // The mock cluster has no CreateTopics: make inputs and outputs through its own API.
-    for t in generator::TOPICS {
+    for t in generator::TOPICS.iter().chain([&carrier_feed::TOPIC]) {
         mock.create_topic(t, 3, 1)
             .context("creating a demo topic")?;
     }
@@ -167,40 +184,51 @@ pub async fn run(
         .create()
         .context("creating the demo producer")?;
     let produced = records.len();
-    let ticks = (opts.seconds * 5).max(1) as usize;
-    let per_tick = produced.div_ceil(ticks);
+    let orders = async {
+        let ticks = (opts.seconds * 5).max(1) as usize;
+        let per_tick = produced.div_ceil(ticks);
+        let mut next_report = Instant::now() + Duration::from_secs(2);
+        for chunk in records.chunks(per_tick) {
+            let tick = Instant::now();
+            let sends: Vec<_> = chunk
+                .iter()
+                .map(|r| {
+                    let mut rec = FutureRecord::<str, [u8]>::to(r.topic).payload(&r.value);
+                    if let Some(k) = &r.key {
+                        rec = rec.key(k.as_str());
+                    }
+                    producer.send(rec, Duration::from_secs(10))
+                })
+                .collect();
+            for s in futures::future::join_all(sends).await {
+                s.map_err(|(e, _)| anyhow::anyhow!("demo producer: {e}"))?;
+            }
+            if Instant::now() >= next_report {
+                println!(
+                    "{}",
+                    Summary::read().progress_line(produced, started.elapsed())
+                );
+                next_report += Duration::from_secs(2);
+            }
+            tokio::time::sleep(Duration::from_millis(200).saturating_sub(tick.elapsed())).await;
+        }
+        anyhow::Ok(())
+    };
+    let (feed_stop, feed_stopped) = watch::channel(false);
+    let feed_started = Instant::now();
+    let feed = tokio::spawn(carrier_feed::run(bootstrap.clone(), feed_stopped));
+    orders.await?;
+    // The feed's timeline (a silence, a stalled consumer) plays out in full.
+    tokio::time::sleep(carrier_feed::TIMELINE.saturating_sub(feed_started.elapsed())).await;
     let mut next_report = Instant::now() + Duration::from_secs(2);
-    for chunk in records.chunks(per_tick) {
-        let tick = Instant::now();
-        let sends: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                let mut rec = FutureRecord::<str, [u8]>::to(r.topic).payload(&r.value);
-                if let Some(k) = &r.key {
-                    rec = rec.key(k.as_str());
-                }
-                producer.send(rec, Duration::from_secs(10))
-            })
-            .collect();
-        for s in futures::future::join_all(sends).await {
-            s.map_err(|(e, _)| anyhow::anyhow!("demo producer: {e}"))?;
-        }
-        if Instant::now() >= next_report {
-            println!(
-                "{}",
-                Summary::read().progress_line(produced, started.elapsed())
-            );
-            next_report += Duration::from_secs(2);
-        }
-        tokio::time::sleep(Duration::from_millis(200).saturating_sub(tick.elapsed())).await;
-    }
     producer.flush(Duration::from_secs(10))?;
 
     // Wait until every produced record was read (good or dead-lettered), with a deadline.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = Summary::read();
-        if s.records_consumed() as usize >= produced || Instant::now() >= deadline {
+        let read = s.records_consumed_except(carrier_feed::TOPIC) as usize;
+        if read >= produced || Instant::now() >= deadline {
             break;
         }
         if Instant::now() >= next_report {
@@ -223,6 +251,8 @@ pub async fn run(
             quiet_since = Instant::now();
         }
     }
+    let _ = feed_stop.send(true);
+    feed.await.context("carrier feed task")??;
     let _ = stop_tx.send(true);
     engine_task.await.context("engine task")??;
     http_task.abort();
@@ -232,6 +262,8 @@ pub async fn run(
     let alert_count = summary.alerts.values().sum::<u64>() as usize;
     summary.drift_records = read_outputs(&bootstrap, &cfg.outputs.drift, drift_count)?;
     summary.alert_records = read_outputs(&bootstrap, &cfg.outputs.alerts, alert_count)?;
+    let lag_count = summary.lag_changes.values().sum::<u64>() as usize;
+    summary.lag_records = read_outputs(&bootstrap, &cfg.outputs.lag, lag_count)?;
     drop(producer);
     drop(mock);
     let _ = std::fs::remove_dir_all(&work);

@@ -26,6 +26,10 @@ pub struct Summary {
     pub drift_records: Vec<serde_json::Value>,
     /// The alert records as read back from the alerts topic.
     pub alert_records: Vec<serde_json::Value>,
+    /// status -> consumer-group lag status changes.
+    pub lag_changes: BTreeMap<String, u64>,
+    /// The lag events as read back from the lag topic.
+    pub lag_records: Vec<serde_json::Value>,
 }
 
 fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
@@ -69,6 +73,9 @@ impl Summary {
             .iter()
             .map(|(_, v)| v)
             .sum();
+        for (l, v) in counter_values(&METRICS.lag_status_changes) {
+            s.lag_changes.insert(label(&l, "status").into(), v);
+        }
         for (l, v) in counter_values(&METRICS.alerts_emitted) {
             s.alerts
                 .insert((label(&l, "kind").into(), label(&l, "status").into()), v);
@@ -78,6 +85,15 @@ impl Summary {
 
     pub fn records_consumed(&self) -> u64 {
         self.consumed.values().sum()
+    }
+
+    /// Records read from every topic but `topic`.
+    pub fn records_consumed_except(&self, topic: &str) -> u64 {
+        self.consumed
+            .iter()
+            .filter(|(t, _)| t.as_str() != topic)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     pub fn outputs_total(&self) -> u64 {
@@ -96,7 +112,7 @@ impl Summary {
         format!(
             "demo: {:>5.1}s  read {:>6}/{} records  events {:>6}  dead-lettered {:>3}",
             elapsed.as_secs_f64(),
-            self.records_consumed(),
+            self.records_consumed_except(super::carrier_feed::TOPIC),
             produced,
             self.events_total(),
             self.dead_lettered_total()
@@ -165,7 +181,10 @@ impl Summary {
                 );
             }
         }
-        let _ = writeln!(out, "\nWorkflow SLA events, by outcome");
+        let _ = writeln!(
+            out,
+            "\nSLA events, by workflow (or age monitor) and outcome"
+        );
         if self.sla.is_empty() {
             let _ = writeln!(out, "  (none)");
         }
@@ -188,6 +207,24 @@ impl Summary {
         }
         for ((kind, status), (n, example)) in &by_kind {
             let _ = writeln!(out, "  {kind:<20} {status:<9} {n:>6}   e.g. {example}");
+        }
+        let _ = writeln!(
+            out,
+            "\nConsumer-group lag status changes (as read back from the lag topic)"
+        );
+        if self.lag_records.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
+        for l in &self.lag_records {
+            let _ = writeln!(
+                out,
+                "  {:<18} {:>6} -> {:<6}  lag {:>6} records, oldest unconsumed {:>6} ms old",
+                s(&l["group"]),
+                s(&l["previous_status"]),
+                s(&l["status"]),
+                l["total_lag_offsets"],
+                l["max_time_lag_ms"]
+            );
         }
         out
     }
