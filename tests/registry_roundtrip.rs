@@ -67,9 +67,13 @@ async fn avro_record_round_trips_through_registry_kafka_and_sightline_consumer()
         .expect("produced");
 
     let health = Health::new();
-    let consumer =
-        sightline::kafka::create_consumer(&common::client(), &common::unique("g"), health.clone())
-            .unwrap();
+    let consumer = sightline::kafka::create_consumer(
+        &common::client(),
+        &common::unique("g"),
+        health.clone(),
+        None,
+    )
+    .unwrap();
     consumer.subscribe(&[&topic]).unwrap();
     let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
         .await

@@ -119,6 +119,37 @@ pub struct KafkaConfig {
     pub topics: TopicDefaults,
     #[serde(default = "default_commit_interval")]
     pub commit_interval_ms: u64,
+    #[serde(default)]
+    pub processing_guarantee: Guarantee,
+    /// Stable name of this instance (transactional.id suffix); empty: $HOSTNAME, else "0".
+    #[serde(default)]
+    pub instance_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarantee {
+    #[default]
+    ExactlyOnce,
+    AtLeastOnce,
+}
+
+impl KafkaConfig {
+    /// This instance's stable name.
+    pub fn instance(&self) -> String {
+        if !self.instance_id.is_empty() {
+            return self.instance_id.clone();
+        }
+        std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "0".into())
+    }
+
+    /// The transactional.id of this instance's producer.
+    pub fn transactional_id(&self) -> String {
+        format!("{}.{}", self.group_id, self.instance())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -364,7 +395,7 @@ fn default_group() -> String {
     "sightline".into()
 }
 fn default_commit_interval() -> u64 {
-    1000
+    100
 }
 fn default_true() -> bool {
     true

@@ -105,7 +105,14 @@ pub const KEYS: &[Key] = &[
     key("kafka.overrides", Ty::StrMap, "", "librdkafka properties passed through as-is, applied last (e.g. \"fetch.min.bytes\" = \"1\")."),
     key("kafka.topics.partitions", Ty::Int { min: 1 }, "12", "Partitions of output topics Sightline creates when they are missing."),
     key("kafka.topics.replication_factor", Ty::Int { min: -1 }, "-1", "Replication factor of created topics; -1 takes the broker's default.replication.factor."),
-    key("kafka.commit_interval_ms", Ty::Int { min: 10 }, "1000", "How often input offsets are committed."),
+    key("kafka.commit_interval_ms", Ty::Int { min: 1 }, "100", "exactly_once: how long a transaction collects records before it commits (latency against throughput); at_least_once: how often input offsets are committed."),
+    key(
+        "kafka.processing_guarantee",
+        Ty::OneOf(&["exactly_once", "at_least_once"]),
+        "exactly_once",
+        "exactly_once: outputs, dead letters, state changelog and input offsets commit in one Kafka transaction. at_least_once: outputs are acknowledged before offsets are stored; a crash may repeat some.",
+    ),
+    key("kafka.instance_id", Ty::Str, "$HOSTNAME", "Stable name of this instance, unique in the group: its producer's transactional.id is <group_id>.<instance_id>. A StatefulSet pod name fits."),
     Key {
         path: "registry.url",
         ty: Ty::Str,

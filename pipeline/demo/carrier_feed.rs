@@ -3,10 +3,10 @@
 //!
 //! - UPS scans every 100 ms throughout; one scan at 1 s arrives 20 minutes old (the age monitor
 //!   fires, and resolves on the next fresh scan).
-//! - DHL scans until 1.5 s, is silent until 4.5 s, then scans again (the freshness monitor, quiet
-//!   period 1 s, fires once and resolves once).
+//! - DHL scans until 1.5 s, is silent until 5.5 s, then scans again (the freshness monitor, quiet
+//!   period 2 s, fires once and resolves once).
 //! - The `track-and-trace` consumer group keeps up with the feed until 1.5 s, stops committing
-//!   until 4.5 s while scans keep arriving, then catches up (the lag monitor sees STALL or STOP,
+//!   until 5.5 s while scans keep arriving, then catches up (the lag monitor sees STALL or STOP,
 //!   then OK).
 
 use anyhow::Context;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub const TOPIC: &str = "carrier.scans";
 pub const WATCHED_GROUP: &str = "track-and-trace";
-const SILENT: (u64, u64) = (1_500, 4_500);
+const SILENT: (u64, u64) = (1_500, 5_500);
 const STALE_SCAN_AT: u64 = 1_000;
 
 /// The feed's topology: the source, the silence monitor and the age monitor.
@@ -32,13 +32,13 @@ sources:
     dimensions: { carrier: carrier }
 monitors:
   freshness:
-    - { name: dhl-scans, source: carrier-scans, dimension: { carrier: dhl }, quiet_period: 1s, severity: warning }
+    - { name: dhl-scans, source: carrier-scans, dimension: { carrier: dhl }, quiet_period: 2s, severity: warning }
   age:
     - { name: scan-age, source: carrier-scans, max_age: 15m, report_every: 2s, severity: warning }
 "#;
 
 /// How long the timeline takes (the feed goes on, steady, after it).
-pub const TIMELINE: Duration = Duration::from_millis(6_000);
+pub const TIMELINE: Duration = Duration::from_millis(7_000);
 
 /// Runs the timeline, and the feed until `stop`: produces the scans and plays the watched
 /// consumer. Returns the number of scans produced.

@@ -134,6 +134,9 @@ pub async fn run(
         mock.create_topic(t, 3, 1)
             .context("creating a demo topic")?;
     }
+    let changelog = engine::setup::changelog_spec(&cfg, 3);
+    mock.create_topic(&changelog.name, changelog.partitions, 1)
+        .context("creating the demo's state changelog")?;
     for t in engine::setup::output_topics(&cfg, &topologies) {
         mock.create_topic(&t.name, t.partitions, 1)
             .context("creating a demo topic")?;
@@ -215,6 +218,12 @@ pub async fn run(
         anyhow::Ok(())
     };
     let (feed_stop, feed_stopped) = watch::channel(false);
+    // The feed's timeline starts once Sightline reads (its silence and stall are measured
+    // against a running consumer, not against start-up).
+    let assigned_by = Instant::now() + Duration::from_secs(30);
+    while !health.readiness().assigned && Instant::now() < assigned_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let feed_started = Instant::now();
     let feed = tokio::spawn(carrier_feed::run(bootstrap.clone(), feed_stopped));
     orders.await?;

@@ -10,9 +10,10 @@
 //! *slowest* of the clocks of `p` across topics, minus the allowed lateness: a topic that is
 //! read behind the others (a replay, a slow fetch) holds deadlines back instead of making its
 //! on-time events look late. A topic-partition that has never delivered a record has no clock:
-//! holds the others back for `idle_ms` after it was assigned (its first fetch may be queued
-//! behind another partition's backlog), and after that, until it delivers, it is taken as idle
-//! and holds nothing back. Wall-clock mode: the watermark is the wall clock.
+//! holds the others back while the broker says it has records to read (its first fetch may be
+//! queued behind another partition's backlog, for as long as that backlog takes), for
+//! `idle_ms` after it was assigned when that is not known, and not at all once the broker says
+//! it has nothing to read. Wall-clock mode: the watermark is the wall clock.
 
 use crate::config::TimeMode;
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ pub struct StreamClock {
     parts: HashMap<(String, i32), PartitionClock>,
     /// Assigned topic-partitions that have not delivered yet, with the wall time of assignment.
     waiting: HashMap<(String, i32), i64>,
+    /// Waiting topic-partitions the broker says have records to read: they hold back until
+    /// they deliver, however long that takes.
+    backlogged: std::collections::HashSet<(String, i32)>,
     pub idle_ms: i64,
     /// The last non-empty assignment; None until the group has assigned anything.
     assignment: Option<Vec<(String, i32)>>,
@@ -44,6 +48,7 @@ impl StreamClock {
             parts: HashMap::new(),
             waiting: HashMap::new(),
             idle_ms: 30_000,
+            backlogged: Default::default(),
             assignment: None,
         }
     }
@@ -57,6 +62,8 @@ impl StreamClock {
             return;
         }
         self.waiting.retain(|k, _| assignment.contains(k));
+        let waiting = &self.waiting;
+        self.backlogged.retain(|k| waiting.contains_key(k));
         for k in assignment {
             if !self.parts.contains_key(k) {
                 self.waiting.entry(k.clone()).or_insert(wall_ms);
@@ -76,7 +83,18 @@ impl StreamClock {
     /// A waiting topic-partition has nothing to read (empty, or read to its end): it is idle
     /// and holds nothing back.
     pub fn idle(&mut self, topic: &str, partition: i32) {
-        self.waiting.remove(&(topic.to_string(), partition));
+        let k = (topic.to_string(), partition);
+        self.waiting.remove(&k);
+        self.backlogged.remove(&k);
+    }
+
+    /// A waiting topic-partition has records to read: it holds its partition number back until
+    /// it delivers.
+    pub fn backlogged(&mut self, topic: &str, partition: i32) {
+        let k = (topic.to_string(), partition);
+        if self.waiting.contains_key(&k) {
+            self.backlogged.insert(k);
+        }
     }
 
     /// Restores a topic-partition's clock (from the state store).
@@ -93,7 +111,9 @@ impl StreamClock {
         wall_ms: i64,
     ) -> PartitionClock {
         let key = (topic.to_string(), partition);
-        self.waiting.remove(&key);
+        if self.waiting.remove(&key).is_some() {
+            self.backlogged.remove(&key);
+        }
         let c = self.parts.entry(key).or_insert(PartitionClock {
             base: event_ms,
             wall_at: wall_ms,
@@ -111,10 +131,9 @@ impl StreamClock {
         match self.mode {
             TimeMode::Wall => Some(wall_ms),
             TimeMode::Event
-                if self
-                    .waiting
-                    .iter()
-                    .any(|((_, p), at)| *p == partition && wall_ms - at < self.idle_ms) =>
+                if self.waiting.iter().any(|(k, at)| {
+                    k.1 == partition && (wall_ms - at < self.idle_ms || self.backlogged.contains(k))
+                }) =>
             {
                 None
             }
@@ -181,6 +200,20 @@ mod tests {
             StreamClock::new(TimeMode::Wall, 1_000).watermark(3, 42),
             Some(42)
         );
+    }
+
+    #[test]
+    fn a_partition_with_records_to_read_holds_back_until_it_delivers() {
+        let mut c = StreamClock::new(TimeMode::Event, 0);
+        c.idle_ms = 1_000;
+        c.assigned(&[("a".into(), 0), ("b".into(), 0)], 0);
+        c.observe("a", 0, 50_000, 10);
+        // The broker says b has a backlog (its first fetch is queued behind a's): it holds the
+        // partition back long past idle_ms.
+        c.backlogged("b", 0);
+        assert_eq!(c.watermark(0, 60_000), None);
+        c.observe("b", 0, 40_000, 60_000);
+        assert_eq!(c.watermark(0, 60_000), Some(40_000));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! dead-letters and never skips.
 
 pub mod clock;
+pub mod commit;
 pub mod lag;
 pub mod setup;
 pub mod sources;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Records handled together at most (one state write, one wait for acknowledgements).
-const MAX_BATCH: usize = 500;
+const MAX_BATCH: usize = 5_000;
 use workflows::{Batch, WorkflowRunner};
 
 /// Receives every event the engine maps (the detectors, in later stages; tests and the demo).
@@ -63,7 +64,17 @@ pub struct Engine {
     pub commit_interval: Duration,
     pub sink: Box<dyn EventSink>,
     pub drift: DriftDetector,
-    pub store: Store,
+    pub store: Arc<Store>,
+    pub guarantee: crate::config::Guarantee,
+    /// A transaction is open (exactly-once).
+    pub in_transaction: bool,
+    /// The state changelog topic (exactly-once).
+    pub changelog: Option<String>,
+    /// Producer of lag events (not transactional: they come from polling, not from input).
+    pub lag_producer: FutureProducer,
+    /// Set by the rebalance hook after restoring newly assigned partitions; a restore failure
+    /// is fatal.
+    pub restore: Arc<crate::kafka::consumer::RestoreSignal>,
     pub encoders: Arc<Encoders>,
     /// Consumer-lag polling (own and watched groups); None when `lag.enabled` is false.
     pub lag: Option<(lag::LagPoller, Duration)>,
@@ -77,7 +88,7 @@ pub struct Engine {
     pub age: crate::detectors::age::EventAge,
     pub timer_tick: Duration,
     pub last_idle_check: Instant,
-    pub idle_check: Option<tokio::task::JoinHandle<Vec<(String, i32)>>>,
+    pub idle_check: Option<tokio::task::JoinHandle<(Vec<(String, i32)>, Vec<(String, i32)>)>>,
 }
 
 enum Outcome {
@@ -96,11 +107,12 @@ impl Engine {
         timer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fatal = None;
         let consumer = self.consumer.clone();
+        let exactly_once = self.guarantee == crate::config::Guarantee::ExactlyOnce;
         let lag_task = self.lag.take().map(|(poller, interval)| {
             tokio::spawn(lag::run(
                 poller,
                 interval,
-                self.producer.clone(),
+                self.lag_producer.clone(),
                 self.encoders.clone(),
                 shutdown.clone(),
             ))
@@ -109,7 +121,7 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                _ = commit_tick.tick() => self.commit(CommitMode::Async),
+                _ = commit_tick.tick(), if !exactly_once => self.commit(CommitMode::Async),
                 _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() => match self.fire_timers(&mut shutdown).await {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
@@ -119,27 +131,47 @@ impl Engine {
                     Ok(first) => {
                         // A micro-batch: what is already fetched, up to MAX_BATCH records, shares
                         // one state batch and one wait for the broker's acknowledgements.
+                        // Under exactly-once a batch is a transaction, and collects records for up
+                        // to the commit interval (a commit costs a round trip to the broker).
                         let started = Instant::now();
+                        let collect_until = tokio::time::Instant::now() + if exactly_once { self.commit_interval } else { Duration::ZERO };
                         let mut msgs = vec![first];
                         while msgs.len() < MAX_BATCH {
-                            match consumer.recv().now_or_never() {
+                            let next = match consumer.recv().now_or_never() {
+                                Some(m) => Some(m),
+                                None if exactly_once => tokio::time::timeout_at(collect_until, consumer.recv()).await.ok(),
+                                None => None,
+                            };
+                            match next {
                                 Some(Ok(m)) => msgs.push(m),
                                 Some(Err(e)) => crate::observe::events::KafkaClientError { kind: "consume", error: &e.to_string() }.emit(),
                                 None => break,
                             }
                         }
-                        let mut batch = Batch::default();
-                        let mut outcome = Outcome::Done;
-                        for m in &msgs {
-                            outcome = self.handle(m, &mut batch, &mut shutdown).await;
-                            if !matches!(outcome, Outcome::Done) {
+                        if let Some(e) = self.restore.failed() {
+                            fatal = Some(e);
+                            break;
+                        }
+                        if self.restore.take_restored() {
+                            if let Err(e) = self.workflows.restore_clocks(&self.store) {
+                                fatal = Some(e.to_string());
                                 break;
                             }
                         }
+                        let mut batch = Batch::default();
+                        let mut outcome = self.begin();
+                        for m in &msgs {
+                            if !matches!(outcome, Outcome::Done) {
+                                break;
+                            }
+                            outcome = self.handle(m, &mut batch, &mut shutdown).await;
+                        }
                         if matches!(outcome, Outcome::Done) {
-                            outcome = self.commit_batch(batch, &mut shutdown).await;
+                            let offsets = commit::next_offsets(&msgs);
+                            outcome = self.commit_batch(batch, Some(offsets), &mut shutdown).await;
                         }
                         match outcome {
+                            Outcome::Done if exactly_once => {}
                             Outcome::Done => {
                                 for m in &msgs {
                                     if let Err(e) = consumer.store_offset_from_message(m) {
@@ -157,13 +189,24 @@ impl Engine {
                 },
             }
         }
-        self.commit(CommitMode::Sync);
+        if !exactly_once {
+            self.commit(CommitMode::Sync);
+        }
         if let Some(task) = lag_task {
             let _ = task.await;
         }
-        tracing::info!("engine stopped; handled offsets committed");
+        if self.in_transaction {
+            // Stopped mid-batch (shutdown while waiting on the registry or a dead letter): the
+            // batch is aborted and read again on restart.
+            let producer = self.producer.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                rdkafka::producer::Producer::abort_transaction(&producer, Duration::from_secs(30))
+            })
+            .await;
+        }
+        tracing::info!("engine stopped; handled work committed");
         match fatal {
-            Some(e) => anyhow::bail!("the state store at state.dir failed: {e}. Check the disk; the input position is kept."),
+            Some(e) => anyhow::bail!("the engine stopped: {e}"),
             None => Ok(()),
         }
     }
@@ -309,25 +352,14 @@ impl Engine {
             }
             (None, None) => DriftOutcome::default(),
         };
-        if !outcome.outputs.is_empty()
-            && !crate::outputs::send::send_all(
-                &self.producer,
-                &self.encoders,
-                &outcome.outputs,
-                shutdown,
-            )
-            .await
-        {
-            return Outcome::Shutdown;
-        }
-        if !outcome.remember.is_empty() {
-            if let Err(e) = self
-                .store
-                .put_all(crate::state::CF_SCHEMAS, &outcome.remember)
-            {
-                tracing::error!(error = %e, topic, "could not persist drift knowledge; it may be announced again after a restart");
-            }
-        }
+        // Drift events and the knowledge behind them commit with the batch.
+        batch.outputs.extend(outcome.outputs);
+        batch.extra_ops.extend(
+            outcome
+                .remember
+                .into_iter()
+                .map(|(k, v)| crate::state::Op::Put(crate::state::CF_SCHEMAS, k, v)),
+        );
 
         EventMapped {
             topic,
@@ -356,32 +388,6 @@ impl Engine {
         Outcome::Done
     }
 
-    /// Sends a batch's outputs (acknowledged), then writes its state.
-    async fn commit_batch(
-        &mut self,
-        batch: Batch,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Outcome {
-        if !batch.outputs.is_empty()
-            && !crate::outputs::send::send_all(
-                &self.producer,
-                &self.encoders,
-                &batch.outputs,
-                shutdown,
-            )
-            .await
-        {
-            return Outcome::Shutdown;
-        }
-        if !batch.is_empty() {
-            if let Err(e) = self.store.write(&batch.ops()) {
-                tracing::error!(error = %e, "state store write failed; stopping");
-                return Outcome::Fatal(e.to_string());
-            }
-        }
-        Outcome::Done
-    }
-
     /// Assigned partitions that have delivered nothing hold the stream clock back, unless they
     /// have nothing to read: empty, or committed up to their end. The broker is asked on a
     /// blocking thread (the calls wait for answers), at most once a second and only while some
@@ -391,9 +397,14 @@ impl Engine {
             if !check.is_finished() {
                 return;
             }
-            if let Some(Ok(idle)) = self.idle_check.take().and_then(|h| h.now_or_never()) {
+            if let Some(Ok((idle, backlogged))) =
+                self.idle_check.take().and_then(|h| h.now_or_never())
+            {
                 for (t, p) in idle {
                     self.workflows.idle(&t, p);
+                }
+                for (t, p) in backlogged {
+                    self.workflows.backlogged(&t, p);
                 }
             }
         }
@@ -409,7 +420,7 @@ impl Engine {
                 tpl.add_partition(t, *p);
             }
             let committed = consumer.committed_offsets(tpl, Duration::from_secs(2)).ok();
-            let mut idle = Vec::new();
+            let (mut idle, mut backlogged) = (Vec::new(), Vec::new());
             for (t, p) in waiting {
                 let Ok((low, high)) = consumer.fetch_watermarks(&t, p, Duration::from_secs(2))
                 else {
@@ -422,9 +433,11 @@ impl Engine {
                     .is_some_and(|o| o >= high);
                 if high <= low || committed_to_end {
                     idle.push((t, p));
+                } else {
+                    backlogged.push((t, p));
                 }
             }
-            idle
+            (idle, backlogged)
         }));
     }
 
@@ -456,7 +469,10 @@ impl Engine {
                 Err(e) => return Outcome::Fatal(e.to_string()),
             };
             crate::observe::events::TimersFired { count: fired }.emit();
-            match self.commit_batch(batch, shutdown).await {
+            if batch.is_empty() && batch.outputs.is_empty() {
+                return Outcome::Done;
+            }
+            match self.commit_batch(batch, None, shutdown).await {
                 Outcome::Done if fired == 1_000 => continue,
                 other => return other,
             }

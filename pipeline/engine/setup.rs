@@ -5,12 +5,13 @@ use super::clock::StreamClock;
 use super::sources::Sources;
 use super::workflows::WorkflowRunner;
 use super::{Discard, Engine, EventSink};
-use crate::config::Config;
+use crate::config::{Config, Guarantee};
 use crate::contracts::Contract;
 use crate::detectors::drift::DriftDetector;
 use crate::detectors::workflow::Workflow;
 use crate::ingest::{Decoder, Mapper, SourceIngest};
 use crate::kafka::admin::{ensure_topics, TopicSpec};
+use crate::kafka::consumer::{RestoreHook, RestoreSignal};
 use crate::kafka::{client_config, create_consumer, create_producer};
 use crate::observe::health::Health;
 use crate::outputs::Encoders;
@@ -18,6 +19,7 @@ use crate::state::Store;
 use crate::topology::{Format, Topology};
 use anyhow::Context;
 use rdkafka::consumer::Consumer;
+use rdkafka::producer::Producer;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,83 @@ pub fn output_topics(cfg: &Config, topologies: &[Topology]) -> Vec<TopicSpec> {
         }
     }
     topics
+}
+
+/// The compacted changelog topic of the state store.
+pub fn changelog_spec(cfg: &Config, partitions: i32) -> TopicSpec {
+    TopicSpec {
+        name: crate::state::changelog::topic(&cfg.kafka.group_id),
+        partitions,
+        replication_factor: cfg.kafka.topics.replication_factor,
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            ("min.compaction.lag.ms".into(), "0".into()),
+        ],
+    }
+}
+
+/// Partition counts of the exact (non-pattern) source topics that exist.
+async fn source_partitions(
+    base: &rdkafka::ClientConfig,
+    topologies: &[Topology],
+) -> std::collections::BTreeMap<String, i32> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in topologies {
+        for s in &t.sources {
+            if s.topic_pattern().is_none() && !out.contains_key(&s.topic) {
+                if let Some(n) = topic_partitions(base, &s.topic).await {
+                    out.insert(s.topic.clone(), n);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A topic's partition count (None: missing or unreachable).
+async fn topic_partitions(base: &rdkafka::ClientConfig, topic: &str) -> Option<i32> {
+    let (base, topic) = (base.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = base.create().ok()?;
+        let md = c
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .ok()?;
+        let t = md.topics().first()?;
+        (t.error().is_none() && !t.partitions().is_empty()).then(|| t.partitions().len() as i32)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Workflow state is kept per input partition number, so the topics a workflow's sources read
+/// must have the same partition count (and their producers the same partitioner).
+fn check_co_partitioned(
+    topologies: &[Topology],
+    partitions: &std::collections::BTreeMap<String, i32>,
+) -> anyhow::Result<()> {
+    let mut seen: Option<(String, String, i32)> = None;
+    for t in topologies.iter().filter(|t| !t.workflows.is_empty()) {
+        for s in &t.sources {
+            let Some(&n) = partitions.get(&s.topic) else {
+                continue;
+            };
+            match &seen {
+                None => seen = Some((s.name.clone(), s.topic.clone(), n)),
+                Some((name, topic, m)) if *m != n => anyhow::bail!(
+                    "{}: sources `{name}` (topic `{topic}`, {m} partitions) and `{}` (topic `{}`, {n} partitions) \
+                     are not co-partitioned. Workflow state is kept per partition number, so every topic a \
+                     workflow reads must have the same number of partitions, keyed by the correlation key. \
+                     Give the topics the same partition count.",
+                    t.file.display(),
+                    s.name,
+                    s.topic
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Knobs of [`build`] that differ between `run`, the demo and tests.
@@ -156,19 +235,84 @@ pub async fn build(
         anyhow::bail!("no sources: the topologies declare nothing to read (topologies.paths)");
     }
 
-    let consumer = create_consumer(&base, &cfg.kafka.group_id, health.clone())
-        .context("creating the Kafka consumer")?;
     let subscription = sources.subscription();
+    let state_dir = cfg.resolve(&cfg.state.dir);
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
+    let store = Arc::new(Store::open(&state_dir)?);
+    let exactly_once = cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce;
+    let has_workflows = topologies.iter().any(|t| !t.workflows.is_empty());
+    let partitions = source_partitions(&base, topologies).await;
+    if has_workflows {
+        check_co_partitioned(topologies, &partitions)?;
+    }
+    let signal = Arc::new(RestoreSignal::default());
+    let (producer, changelog, restore) = if exactly_once {
+        let changelog = crate::state::changelog::topic(&cfg.kafka.group_id);
+        let needed = partitions
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(cfg.kafka.topics.partitions);
+        if opts.create_topics {
+            ensure_topics(&base, &[changelog_spec(cfg, needed)]).await?;
+            let have = topic_partitions(&base, &changelog).await.unwrap_or(needed);
+            if have < needed {
+                anyhow::bail!(
+                    "the state changelog `{changelog}` has {have} partitions, but source topics have up to {needed}: \
+                     every input partition needs its changelog partition. Add partitions to `{changelog}` \
+                     (kafka-topics --alter --partitions {needed}) and start again."
+                );
+            }
+        }
+        let producer = crate::kafka::producer::create_transactional_producer(
+            &base,
+            &cfg.kafka.transactional_id(),
+        )
+        .context("creating the transactional producer")?;
+        // Fences an earlier incarnation of this instance and aborts its open transaction, so
+        // the changelog read below ends at what was committed.
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(60)))
+            .await?
+            .with_context(|| {
+                format!(
+                    "initialising transactions (transactional.id `{}`; the broker needs transactions enabled, \
+                     and another live instance must not use the same kafka.instance_id)",
+                    cfg.kafka.transactional_id()
+                )
+            })?;
+        // Catch local state up with what this instance committed before it stopped, for every
+        // partition it held (their changelog tails), before anything reads the state.
+        let held = crate::state::changelog::checkpointed(&store)?;
+        let (st, b, t) = (store.clone(), base.clone(), changelog.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::state::changelog::restore(&st, &b, &t, &held, Duration::from_secs(60))
+        })
+        .await??;
+        let hook = RestoreHook {
+            store: store.clone(),
+            base: base.clone(),
+            changelog: changelog.clone(),
+            timeout: Duration::from_secs(60),
+            signal: signal.clone(),
+            owned: Default::default(),
+        };
+        (producer, Some(changelog), Some(hook))
+    } else {
+        (
+            create_producer(&base).context("creating the Kafka producer")?,
+            None,
+            None,
+        )
+    };
+    let consumer = create_consumer(&base, &cfg.kafka.group_id, health.clone(), restore)
+        .context("creating the Kafka consumer")?;
     let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
         .context("subscribing to the source topics")?;
     tracing::info!(topics = %topics.join(","), group = %cfg.kafka.group_id, "subscribed");
-    let producer = create_producer(&base).context("creating the Kafka producer")?;
-    let state_dir = cfg.resolve(&cfg.state.dir);
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
-    let store = Store::open(&state_dir)?;
     let drift = DriftDetector::restore(&store.scan_prefix(crate::state::CF_SCHEMAS, b"")?);
     let mut compiled = Vec::new();
     for t in topologies {
@@ -200,6 +344,11 @@ pub async fn build(
         sink: opts.sink.unwrap_or_else(|| Box::new(Discard)),
         drift,
         store,
+        guarantee: cfg.kafka.processing_guarantee,
+        in_transaction: false,
+        changelog,
+        lag_producer: create_producer(&base).context("creating the lag-event producer")?,
+        restore: signal,
         encoders: Arc::new(encoders),
         lag: super::lag::poller(cfg, &base, &subscription)
             .context("creating the lag poller")?

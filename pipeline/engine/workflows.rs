@@ -25,6 +25,8 @@ pub struct Batch {
     timer_puts: BTreeMap<Vec<u8>, ()>,
     timer_deletes: Vec<Vec<u8>>,
     clocks: BTreeMap<(String, i32), PartitionClock>,
+    /// Other writes that belong to the batch (schema knowledge).
+    pub extra_ops: Vec<Op>,
     pub outputs: Vec<Output>,
 }
 
@@ -34,6 +36,7 @@ impl Batch {
             && self.timer_puts.is_empty()
             && self.timer_deletes.is_empty()
             && self.clocks.is_empty()
+            && self.extra_ops.is_empty()
     }
 
     /// The writes, for the store.
@@ -60,6 +63,7 @@ impl Batch {
             v.extend_from_slice(&c.wall_at.to_be_bytes());
             ops.push(Op::Put(CF_META, clock_key(t, *p), v));
         }
+        ops.extend(self.extra_ops.iter().cloned());
         ops
     }
 }
@@ -225,6 +229,11 @@ impl WorkflowRunner {
     /// A waiting topic-partition has nothing to read.
     pub fn idle(&mut self, topic: &str, partition: i32) {
         self.clock.idle(topic, partition);
+    }
+
+    /// A waiting topic-partition has records to read.
+    pub fn backlogged(&mut self, topic: &str, partition: i32) {
+        self.clock.backlogged(topic, partition);
     }
 
     /// Tells the clock what the consumer is assigned now.

@@ -10,10 +10,87 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub struct PipelineContext {
     pub health: Arc<Health>,
+    /// Exactly-once: restores newly assigned partitions' state before they are read.
+    pub restore: Option<RestoreHook>,
+}
+
+/// What the rebalance hook tells the engine about restores.
+#[derive(Default)]
+pub struct RestoreSignal {
+    restored: AtomicBool,
+    failed: Mutex<Option<String>>,
+}
+
+impl RestoreSignal {
+    /// True once after partitions were restored (the engine reloads its stream clocks).
+    pub fn take_restored(&self) -> bool {
+        self.restored.swap(false, Ordering::AcqRel)
+    }
+
+    /// A restore that failed: the engine must stop rather than read on stale state.
+    pub fn failed(&self) -> Option<String> {
+        self.failed.lock().expect("restore lock").clone()
+    }
+}
+
+/// Restores the changelog partitions of newly assigned input partitions, inside the rebalance
+/// (before incremental assign), so no record of a partition is read before its state is there.
+pub struct RestoreHook {
+    pub store: Arc<crate::state::Store>,
+    pub base: ClientConfig,
+    pub changelog: String,
+    pub timeout: std::time::Duration,
+    pub signal: Arc<RestoreSignal>,
+    pub owned: Mutex<HashSet<i32>>,
+}
+
+impl RestoreHook {
+    fn assign(&self, tpl: &TopicPartitionList, health: &Health) {
+        let owned = self.owned.lock().expect("restore lock").clone();
+        let new: Vec<i32> = tpl
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect::<HashSet<_>>()
+            .difference(&owned)
+            .copied()
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        health.set_restored(false);
+        match crate::state::changelog::restore(
+            &self.store,
+            &self.base,
+            &self.changelog,
+            &new,
+            self.timeout,
+        ) {
+            Ok(_) => {
+                self.owned.lock().expect("restore lock").extend(new);
+                self.signal.restored.store(true, Ordering::Release);
+                health.set_restored(true);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "restoring newly assigned partitions failed");
+                *self.signal.failed.lock().expect("restore lock") =
+                    Some(format!("restoring state from the changelog failed: {e:#}"));
+            }
+        }
+    }
+
+    fn revoke(&self, tpl: &TopicPartitionList) {
+        let mut owned = self.owned.lock().expect("restore lock");
+        for e in tpl.elements() {
+            owned.remove(&e.partition());
+        }
+    }
 }
 
 pub type PipelineConsumer = StreamConsumer<PipelineContext>;
@@ -40,6 +117,12 @@ fn describe(tpl: &TopicPartitionList) -> String {
 
 impl ConsumerContext for PipelineContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Some(hook), Rebalance::Assign(tpl)) = (&self.restore, rebalance) {
+            hook.assign(tpl, &self.health);
+        }
+        if let (Some(hook), Rebalance::Revoke(tpl)) = (&self.restore, rebalance) {
+            hook.revoke(tpl);
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             // Hand over what is processed: commit the stored offsets before letting go.
             if tpl.count() > 0 {
@@ -102,6 +185,7 @@ pub fn create_consumer(
     base: &ClientConfig,
     group_id: &str,
     health: Arc<Health>,
+    restore: Option<RestoreHook>,
 ) -> KafkaResult<PipelineConsumer> {
     let mut c = base.clone();
     // The pipeline's own settings come first; user overrides in `base` are re-applied last.
@@ -116,5 +200,5 @@ pub fn create_consumer(
     for (k, v) in base.config_map() {
         c.set(k, v);
     }
-    c.create_with_context(PipelineContext { health })
+    c.create_with_context(PipelineContext { health, restore })
 }

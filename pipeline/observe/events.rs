@@ -330,3 +330,74 @@ impl LagPolled {
         METRICS.lag_poll_duration.observe(self.seconds);
     }
 }
+
+/// A changelog restore began (state is being brought up to date; /readyz is false).
+pub struct RestoreStarted {
+    pub partitions: usize,
+}
+
+impl RestoreStarted {
+    pub fn emit(&self) {
+        tracing::info!(
+            partitions = self.partitions,
+            "restoring state from the changelog"
+        );
+        METRICS.restoring.set(1);
+    }
+}
+
+/// Restore progress (every 10,000 records).
+pub struct RestoreProgress {
+    pub records: u64,
+}
+
+impl RestoreProgress {
+    pub fn emit(&self) {
+        tracing::info!(
+            records = self.records,
+            "restoring state: records applied so far"
+        );
+    }
+}
+
+/// A changelog restore finished.
+pub struct RestoreFinished {
+    pub partitions: usize,
+    pub records: u64,
+    pub millis: u64,
+}
+
+impl RestoreFinished {
+    pub fn emit(&self) {
+        tracing::info!(
+            partitions = self.partitions,
+            records = self.records,
+            millis = self.millis,
+            "state restored from the changelog"
+        );
+        METRICS.restoring.set(0);
+        METRICS.restored_records.inc_by(self.records);
+    }
+}
+
+/// A Kafka transaction ended.
+pub struct TransactionEnded<'a> {
+    pub result: &'a str,
+    pub seconds: f64,
+    pub records: usize,
+}
+
+impl TransactionEnded<'_> {
+    pub fn emit(&self) {
+        METRICS.transactions.with_label_values(&[self.result]).inc();
+        if self.result == "committed" {
+            METRICS.transaction_commit.observe(self.seconds);
+        } else {
+            tracing::error!(
+                result = self.result,
+                records = self.records,
+                "transaction not committed"
+            );
+        }
+    }
+}

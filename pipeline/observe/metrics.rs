@@ -102,6 +102,10 @@ pub struct Metrics {
     pub lag_status_changes: IntCounterVec,
     pub lag_poll_duration: Histogram,
     pub monitor_event_age: HistogramVec,
+    pub restoring: IntGauge,
+    pub restored_records: prometheus::IntCounter,
+    pub transactions: IntCounterVec,
+    pub transaction_commit: Histogram,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -245,6 +249,28 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Event age on arrival of the events an age monitor matches (its stream, event type and dimension values), by measure.",
         &["monitor", "measure"],
         vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0],
+    ),
+    restoring: gauge(
+        "sightline_state_restoring",
+        "1 while local state is being restored from the changelog (/readyz is false meanwhile).",
+    ),
+    restored_records: register(
+        "sightline_state_restored_records_total",
+        prometheus::IntCounter::new(
+            "sightline_state_restored_records_total",
+            "Changelog records applied to local state by restores.",
+        )
+        .expect("valid metric"),
+    ),
+    transactions: counter(
+        "sightline_transactions_total",
+        "Kafka transactions (outputs, dead letters, changelog and input offsets together), by result: committed, aborted.",
+        &["result"],
+    ),
+    transaction_commit: histogram(
+        "sightline_transaction_commit_seconds",
+        "Time to commit one transaction (send offsets and commit).",
+        vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
     ),
 }
 });

@@ -72,7 +72,8 @@ async fn send_one(
     }
 }
 
-fn report(out: &Output, topic: &str) {
+/// Counts and logs a delivered output.
+pub fn report(out: &Output, topic: &str) {
     OutputProduced { topic }.emit();
     match out {
         Output::Alert(a) => AlertEmitted {

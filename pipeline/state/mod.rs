@@ -5,9 +5,11 @@
 //! | `schemas` | `avro/<topic>/<schema id BE u32>`, `avro-last/<topic>`, `json/<topic>/<field>/<kind>` | what drift detection knows |
 //! | `instances` | `<partition BE u32><correlation key>` | workflow instance state (workflow stage) |
 //! | `timers` | `<partition BE u32><due ms BE u64><key>` | deadlines, a range scan in due order |
-//! | `meta` | `checkpoint/<changelog partition>` | changelog offsets restored up to |
+//! | `meta` | `changelog/<partition BE u32>`, `clock/<partition><topic>` | next changelog offset local state includes; stream clocks |
 //!
 //! The engine is the only writer; detectors hand it what to remember.
+
+pub mod changelog;
 
 use std::path::Path;
 use thiserror::Error;

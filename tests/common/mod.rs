@@ -505,3 +505,133 @@ pub async fn wait_caught_up(group: &str, topics: &[String], timeout: Duration) {
     )
     .await;
 }
+
+/// An order-to-cash run on a test's own topics: the shipped topology and contracts pointed at
+/// `<prefix>.<topic>` topics (6 partitions each), and the generator's traffic for `orders`
+/// orders (seeded) produced on them before Sightline starts (a catch-up replay).
+pub struct OrderToCash {
+    pub setup: Setup,
+    pub plan: sightline::demo::generator::Plan,
+    pub prefix: String,
+    /// The input topics.
+    pub topics: Vec<String>,
+}
+
+impl OrderToCash {
+    pub fn topic(&self, t: &str) -> String {
+        format!("{}.{t}", self.prefix)
+    }
+
+    pub async fn new(orders: usize, seed: u64) -> OrderToCash {
+        use sightline::demo::generator;
+        let prefix = unique("o2c");
+        let topic = |t: &str| format!("{prefix}.{t}");
+        let topics: Vec<String> = generator::TOPICS.iter().map(|t| topic(t)).collect();
+        create_topics(&topics.iter().map(String::as_str).collect::<Vec<_>>(), 6).await;
+        let mut topology = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/topologies/order-to-cash.yaml"
+        ))
+        .unwrap();
+        for t in generator::TOPICS {
+            topology =
+                topology.replace(&format!("topic: {t}\n"), &format!("topic: {}\n", topic(t)));
+        }
+        let sources =
+            topology[topology.find("sources:\n").unwrap() + "sources:\n".len()..].to_string();
+        let setup = Setup::new(&sources, None, &[]);
+        // Point schemas.dir at the repository's contracts.
+        let cfg = std::fs::read_to_string(setup.config()).unwrap().replace(
+            "[schemas]\ndir = \"schemas\"",
+            &format!(
+                "[schemas]\ndir = \"{}/schemas\"",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        );
+        std::fs::write(setup.config(), cfg).unwrap();
+
+        let now = chrono::Utc::now().timestamp_millis();
+        let plan = generator::generate(seed, orders, now - 20 * 86_400_000, now, 0);
+        let producer: rdkafka::producer::FutureProducer = client()
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .create()
+            .unwrap();
+        let mut pending = Vec::new();
+        for r in &plan.records {
+            let t = topic(r.topic);
+            let mut rec = rdkafka::producer::FutureRecord::<str, [u8]>::to(&t).payload(&r.value);
+            if let Some(k) = &r.key {
+                rec = rec.key(k.as_str());
+            }
+            pending.push(producer.send_result(rec).map_err(|(e, _)| e).unwrap());
+            if pending.len() >= 20_000 {
+                for p in pending.drain(..) {
+                    p.await.unwrap().unwrap();
+                }
+            }
+        }
+        for p in pending {
+            p.await.unwrap().unwrap();
+        }
+        OrderToCash {
+            setup,
+            plan,
+            prefix,
+            topics,
+        }
+    }
+
+    /// The alerts (dedupe id, status) the run must produce, sorted.
+    pub fn expected_alerts(&self) -> Vec<(String, String)> {
+        use sightline::demo::generator;
+        let mut want = expected_workflow_alerts(&self.plan.faults);
+        want.push((
+            format!(
+                "schema/json:{}:carrier:wrong_type",
+                self.topic(generator::SHIPMENTS)
+            ),
+            "FIRING".into(),
+        ));
+        want.sort();
+        want
+    }
+
+    /// The SLA events (outcome, count) the run must produce.
+    pub fn expected_sla(&self, orders: usize) -> Vec<(String, usize)> {
+        let n = |f: &str| self.plan.faults.get(f).map_or(0, Vec::len);
+        let started = orders - n("orphan");
+        vec![
+            ("CANCELLED".into(), n("cancelled")),
+            (
+                "COMPLETED".into(),
+                started
+                    - n("cancelled")
+                    - n("missing_payment")
+                    - n("missing_invoice")
+                    - n("missing_shipment"),
+            ),
+            (
+                "EXPIRED".into(),
+                n("missing_payment") + n("missing_invoice") + n("missing_shipment") + n("orphan"),
+            ),
+            ("STEP_LATE".into(), n("late_shipment") + n("late_invoice")),
+        ]
+    }
+}
+
+/// (dedupe id, status) of the records on an alert topic, sorted.
+pub fn alert_ids(records: &[Read]) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let a: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            (
+                a["dedupe_id"].as_str().unwrap().to_string(),
+                a["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}

@@ -1,0 +1,236 @@
+//! Committing a batch: how outputs, dead letters, state and input offsets become durable
+//! together.
+//!
+//! - **exactly_once** (default): a Kafka transaction per batch. The batch's dead letters are
+//!   produced inside it as they happen; at the end its outputs and one changelog record per
+//!   state write are produced, the input offsets are sent to the transaction with the consumer's
+//!   group metadata (KIP-447: a zombie from an older generation is fenced by the broker), and
+//!   the transaction commits. Only then is local RocksDB written, in one atomic write with the
+//!   changelog checkpoint. Any transaction error aborts and stops the engine with an error; a
+//!   restart resumes from the last committed transaction (crash-only recovery: the restarted
+//!   instance's `init_transactions` fences what is left of the old one).
+//! - **at_least_once**: outputs are acknowledged, then state is written, then offsets stored.
+
+use super::workflows::Batch;
+use super::{Engine, Outcome};
+use crate::config::Guarantee;
+use crate::observe::events::TransactionEnded;
+use crate::outputs::Output;
+use crate::state::changelog;
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::TopicPartitionList;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a transaction call may take before the engine gives up (and stops).
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Engine {
+    /// Opens the transaction a batch's work goes into (exactly-once only).
+    pub(super) fn begin(&mut self) -> Outcome {
+        if self.guarantee != Guarantee::ExactlyOnce || self.in_transaction {
+            return Outcome::Done;
+        }
+        match self.producer.begin_transaction() {
+            Ok(()) => {
+                self.in_transaction = true;
+                Outcome::Done
+            }
+            Err(e) => Outcome::Fatal(format!("beginning a Kafka transaction: {e}")),
+        }
+    }
+
+    /// Makes a batch durable; `offsets`: the input positions it covers (next offsets to read).
+    pub(super) async fn commit_batch(
+        &mut self,
+        batch: Batch,
+        offsets: Option<TopicPartitionList>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        match self.guarantee {
+            Guarantee::AtLeastOnce => self.commit_acknowledged(batch, shutdown).await,
+            Guarantee::ExactlyOnce => self.commit_transaction(batch, offsets).await,
+        }
+    }
+
+    async fn commit_acknowledged(
+        &mut self,
+        batch: Batch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        if !batch.outputs.is_empty()
+            && !crate::outputs::send::send_all(
+                &self.producer,
+                &self.encoders,
+                &batch.outputs,
+                shutdown,
+            )
+            .await
+        {
+            return Outcome::Shutdown;
+        }
+        if !batch.is_empty() {
+            if let Err(e) = self.store.write(&batch.ops()) {
+                tracing::error!(error = %e, "state store write failed; stopping");
+                return Outcome::Fatal(e.to_string());
+            }
+        }
+        Outcome::Done
+    }
+
+    async fn commit_transaction(
+        &mut self,
+        batch: Batch,
+        offsets: Option<TopicPartitionList>,
+    ) -> Outcome {
+        if let Outcome::Fatal(e) = self.begin() {
+            return Outcome::Fatal(e);
+        }
+        let started = Instant::now();
+        let changelog_topic = self
+            .changelog
+            .clone()
+            .expect("exactly-once has a changelog");
+        let records = batch.outputs.len();
+        // Outputs.
+        let mut outputs: Vec<(&Output, String, _)> = Vec::with_capacity(batch.outputs.len());
+        for out in &batch.outputs {
+            let (topic, key, value) = match self.encoders.encode(out) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "an output could not be encoded; it is dropped");
+                    continue;
+                }
+            };
+            match self
+                .producer
+                .send_result(FutureRecord::to(&topic).key(&key).payload(&value))
+            {
+                Ok(d) => outputs.push((out, topic, d)),
+                Err((e, _)) => return self.abort(format!("producing to {topic}: {e}")).await,
+            }
+        }
+        // The changelog of every state write.
+        let ops = batch.ops();
+        let mut logged = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let (p, key, value) = changelog::record(op);
+            let mut r = FutureRecord::<[u8], [u8]>::to(&changelog_topic)
+                .partition(p)
+                .key(&key);
+            if let Some(v) = &value {
+                r = r.payload(v);
+            }
+            match self.producer.send_result(r) {
+                Ok(d) => logged.push(d),
+                Err((e, _)) => {
+                    return self
+                        .abort(format!("producing to {changelog_topic}: {e}"))
+                        .await
+                }
+            }
+        }
+        // Input offsets, then commit.
+        let producer = self.producer.clone();
+        let metadata = self.consumer.group_metadata();
+        let produced_in = started.elapsed();
+        let committed = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            if let Some(tpl) = offsets.filter(|t| t.count() > 0) {
+                let metadata = metadata.ok_or_else(|| "no consumer group metadata".to_string())?;
+                producer
+                    .send_offsets_to_transaction(&tpl, &metadata, TXN_TIMEOUT)
+                    .map_err(|e| format!("sending offsets to the transaction: {e}"))?;
+            }
+            let offsets_in = t.elapsed();
+            producer
+                .commit_transaction(TXN_TIMEOUT)
+                .map_err(|e| format!("committing the transaction: {e}"))?;
+            tracing::debug!(
+                produce_ms = produced_in.as_millis() as u64,
+                offsets_ms = offsets_in.as_millis() as u64,
+                commit_ms = (t.elapsed() - offsets_in).as_millis() as u64,
+                "transaction committed"
+            );
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("commit task: {e}")));
+        if let Err(e) = committed {
+            return self.abort(e).await;
+        }
+        self.in_transaction = false;
+        TransactionEnded {
+            result: "committed",
+            seconds: started.elapsed().as_secs_f64(),
+            records,
+        }
+        .emit();
+        for (out, topic, d) in outputs {
+            if matches!(d.await, Ok(Ok(_))) {
+                crate::outputs::send::report(out, &topic);
+            }
+        }
+        // Local state, with the changelog position it now includes.
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for d in logged {
+            if let Ok(Ok(d)) = d.await {
+                let n = next.entry(d.partition).or_insert(0);
+                *n = (*n).max(d.offset + 1);
+            }
+        }
+        if !ops.is_empty() {
+            let mut writes = ops;
+            writes.extend(
+                next.into_iter()
+                    .map(|(p, n)| changelog::checkpoint_op(p, n)),
+            );
+            if let Err(e) = self.store.write(&writes) {
+                // The transaction holds the truth; a restart restores it from the changelog.
+                tracing::error!(error = %e, "state store write failed; stopping");
+                return Outcome::Fatal(e.to_string());
+            }
+        }
+        Outcome::Done
+    }
+
+    async fn abort(&mut self, reason: String) -> Outcome {
+        let producer = self.producer.clone();
+        let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT))
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false);
+        self.in_transaction = false;
+        TransactionEnded {
+            result: if aborted { "aborted" } else { "abort_failed" },
+            seconds: 0.0,
+            records: 0,
+        }
+        .emit();
+        Outcome::Fatal(format!(
+            "Kafka transaction failed ({reason}); it was {}. Sightline stops; on restart it resumes from the last committed transaction.",
+            if aborted { "aborted" } else { "left to time out" }
+        ))
+    }
+}
+
+/// The next offsets to read after `msgs`, per partition.
+pub fn next_offsets<'a>(
+    msgs: impl IntoIterator<Item = &'a rdkafka::message::BorrowedMessage<'a>>,
+) -> TopicPartitionList {
+    use rdkafka::message::Message;
+    let mut max: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for m in msgs {
+        let e = max
+            .entry((m.topic().to_string(), m.partition()))
+            .or_insert(0);
+        *e = (*e).max(m.offset() + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in max {
+        let _ = tpl.add_partition_offset(&t, p, rdkafka::Offset::Offset(o));
+    }
+    tpl
+}

@@ -1,0 +1,278 @@
+//! The changelog: every state write, as a record on a compacted topic, committed in the same
+//! Kafka transaction as the outputs and input offsets it belongs to.
+//!
+//! - Topic `<group_id>.state-changelog`, compacted, one partition per input partition number:
+//!   state is partition-aligned, so the changelog partition of a write is the input partition
+//!   that owns it (schema knowledge, which is per topic, lives in partition 0).
+//! - Record key: the column family's tag byte, then the RocksDB key; value: the RocksDB value,
+//!   or a tombstone (no value) for a delete.
+//! - Local RocksDB is written only after the transaction commits, in one atomic write together
+//!   with the checkpoint `meta/changelog/<partition>`: the next changelog offset the local state
+//!   includes. So local state is never ahead of the changelog; after a crash it may be behind,
+//!   and restore reads only the missing tail (checkpoint to end, read_committed), never the
+//!   whole log again.
+
+use super::{Op, StateError, Store, CF_INSTANCES, CF_META, CF_SCHEMAS, CF_TIMERS};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The changelog topic of a group.
+pub fn topic(group_id: &str) -> String {
+    format!("{group_id}.state-changelog")
+}
+
+fn tag(cf: &str) -> u8 {
+    match cf {
+        CF_SCHEMAS => b'S',
+        CF_INSTANCES => b'I',
+        CF_TIMERS => b'T',
+        _ => b'M',
+    }
+}
+
+fn cf_of(tag: u8) -> Option<&'static str> {
+    Some(match tag {
+        b'S' => CF_SCHEMAS,
+        b'I' => CF_INSTANCES,
+        b'T' => CF_TIMERS,
+        b'M' => CF_META,
+        _ => return None,
+    })
+}
+
+/// The input partition that owns a key: instance and timer keys start with it; clock keys
+/// (`clock/` + partition); schema knowledge is per topic and lives in partition 0.
+pub fn partition_of(cf: &str, key: &[u8]) -> i32 {
+    let at = |i: usize| {
+        key.get(i..i + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as i32)
+            .unwrap_or(0)
+    };
+    match cf {
+        CF_INSTANCES | CF_TIMERS => at(0),
+        CF_META if key.starts_with(b"clock/") => at(6),
+        _ => 0,
+    }
+}
+
+/// A changelog record for a write: (partition, key, value or tombstone).
+pub fn record(op: &Op) -> (i32, Vec<u8>, Option<Vec<u8>>) {
+    let (cf, k, v) = match op {
+        Op::Put(cf, k, v) => (*cf, k, Some(v.clone())),
+        Op::Delete(cf, k) => (*cf, k, None),
+    };
+    let mut key = Vec::with_capacity(k.len() + 1);
+    key.push(tag(cf));
+    key.extend_from_slice(k);
+    (partition_of(cf, k), key, v)
+}
+
+/// The write a changelog record stands for.
+pub fn op(key: &[u8], value: Option<&[u8]>) -> Option<Op> {
+    let (&t, k) = key.split_first()?;
+    let cf = cf_of(t)?;
+    Some(match value {
+        Some(v) => Op::Put(cf, k.to_vec(), v.to_vec()),
+        None => Op::Delete(cf, k.to_vec()),
+    })
+}
+
+fn checkpoint_key(partition: i32) -> Vec<u8> {
+    let mut k = b"changelog/".to_vec();
+    k.extend_from_slice(&(partition as u32).to_be_bytes());
+    k
+}
+
+/// The write that records `next` as the next changelog offset local state includes.
+pub fn checkpoint_op(partition: i32, next: i64) -> Op {
+    Op::Put(
+        CF_META,
+        checkpoint_key(partition),
+        next.to_be_bytes().to_vec(),
+    )
+}
+
+/// The next changelog offset local state includes for `partition` (None: never restored).
+pub fn checkpoint(store: &Store, partition: i32) -> Result<Option<i64>, StateError> {
+    Ok(store
+        .get(CF_META, &checkpoint_key(partition))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map(i64::from_be_bytes))
+}
+
+/// Partitions local state holds a checkpoint for.
+pub fn checkpointed(store: &Store) -> Result<Vec<i32>, StateError> {
+    Ok(store
+        .scan_prefix(CF_META, b"changelog/")?
+        .into_iter()
+        .filter_map(|(k, _)| {
+            k.get(10..14)
+                .map(|b| u32::from_be_bytes(b.try_into().expect("4")) as i32)
+        })
+        .collect())
+}
+
+/// The restore consumer's context: reaching the end of a partition is how a restore ends, not
+/// an error worth a log line.
+struct RestoreContext;
+
+impl rdkafka::ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+        if !eof {
+            tracing::warn!(error = %error, reason, "changelog restore: kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for RestoreContext {}
+
+/// What a restore did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Restored {
+    pub partitions: usize,
+    pub records: u64,
+    pub seconds_ms: u64,
+}
+
+/// Brings local state up to the end of the changelog for `partitions`: reads from each one's
+/// checkpoint (or the start) to the last committed record, applying the writes in order, and
+/// moves the checkpoint. Partitions already at the end cost one offsets request.
+pub fn restore(
+    store: &Store,
+    base: &ClientConfig,
+    changelog: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> anyhow::Result<Restored> {
+    let started = Instant::now();
+    if partitions.is_empty() {
+        return Ok(Restored::default());
+    }
+    let mut c = base.clone();
+    c.set("group.id", format!("{changelog}.restore"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer<RestoreContext> = c.create_with_context(RestoreContext)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut todo: BTreeMap<i32, i64> = BTreeMap::new();
+    for &p in partitions {
+        let from = checkpoint(store, p)?.unwrap_or(0);
+        let (low, high) = consumer
+            .fetch_watermarks(changelog, p, timeout)
+            .map_err(|e| anyhow::anyhow!("changelog {changelog}[{p}]: {e}"))?;
+        let from = from.max(low);
+        if from >= high {
+            continue;
+        }
+        tpl.add_partition_offset(changelog, p, Offset::Offset(from))?;
+        todo.insert(p, from);
+    }
+    let mut restored = Restored {
+        partitions: todo.len(),
+        ..Default::default()
+    };
+    if todo.is_empty() {
+        return Ok(restored);
+    }
+    crate::observe::events::RestoreStarted {
+        partitions: todo.len(),
+    }
+    .emit();
+    consumer.assign(&tpl)?;
+    let mut ops: Vec<Op> = Vec::new();
+    let mut next: BTreeMap<i32, i64> = todo.clone();
+    let mut last_progress = Instant::now();
+    let flush = |ops: &mut Vec<Op>, next: &BTreeMap<i32, i64>| -> Result<(), StateError> {
+        for (&p, &n) in next {
+            ops.push(checkpoint_op(p, n));
+        }
+        store.write(ops)?;
+        ops.clear();
+        Ok(())
+    };
+    while !todo.is_empty() {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                last_progress = Instant::now();
+                if let Some(op) = m.key().and_then(|k| op(k, m.payload())) {
+                    ops.push(op);
+                }
+                next.insert(m.partition(), m.offset() + 1);
+                restored.records += 1;
+                if ops.len() >= 10_000 {
+                    flush(&mut ops, &next)?;
+                    crate::observe::events::RestoreProgress {
+                        records: restored.records,
+                    }
+                    .emit();
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                // The end of what is committed: the position is the next offset to restore.
+                if let Ok(pos) = consumer.position() {
+                    if let Some(o) = pos
+                        .find_partition(changelog, p)
+                        .and_then(|e| e.offset().to_raw())
+                    {
+                        let n = next.entry(p).or_insert(o);
+                        *n = (*n).max(o);
+                    }
+                }
+                todo.remove(&p);
+            }
+            Some(Err(e)) => anyhow::bail!("reading changelog {changelog}: {e}"),
+            None => {
+                if last_progress.elapsed() > timeout {
+                    anyhow::bail!(
+                        "restoring changelog {changelog}: no progress for {timeout:?} (partitions left: {:?})",
+                        todo.keys().collect::<Vec<_>>()
+                    );
+                }
+            }
+        }
+    }
+    flush(&mut ops, &next)?;
+    restored.seconds_ms = started.elapsed().as_millis() as u64;
+    crate::observe::events::RestoreFinished {
+        partitions: restored.partitions,
+        records: restored.records,
+        millis: restored.seconds_ms,
+    }
+    .emit();
+    Ok(restored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_land_in_the_owning_partition() {
+        let mut inst = 7u32.to_be_bytes().to_vec();
+        inst.extend_from_slice(b"order-to-cash\0O-1");
+        let put = Op::Put(CF_INSTANCES, inst.clone(), b"{}".to_vec());
+        let (p, k, v) = record(&put);
+        assert_eq!(p, 7);
+        assert_eq!(op(&k, v.as_deref()), Some(put));
+        let mut clock = b"clock/".to_vec();
+        clock.extend_from_slice(&3u32.to_be_bytes());
+        clock.extend_from_slice(b"shop.orders");
+        let del = Op::Delete(CF_META, clock);
+        let (p, k, v) = record(&del);
+        assert_eq!((p, v), (3, None));
+        assert_eq!(op(&k, None), Some(del));
+        assert_eq!(
+            record(&Op::Put(CF_SCHEMAS, b"avro/t/1".to_vec(), vec![])).0,
+            0
+        );
+    }
+}
