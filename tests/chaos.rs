@@ -1,8 +1,9 @@
 //! Exactly once under SIGKILL, on the real broker: 50,000 orders of order-to-cash traffic
 //! (about 200,000 events, with every injected fault kind) are read as a catch-up replay while
-//! Sightline is killed with SIGKILL at random moments, 10 times, and restarted each time (some
-//! kills land while it restores its state from the changelog). The alert and SLA topics, read
-//! with read_committed, must then hold exactly the expected records: 0 lost, 0 duplicated.
+//! Sightline is killed with SIGKILL 10 times and restarted each time: eight kills at random
+//! moments while it processes, and two after wiping its state directory, while it restores its
+//! state from the changelog. The alert and SLA topics, read with read_committed, must then hold
+//! exactly the expected records: 0 lost, 0 duplicated.
 //!
 //! The kill moments come from a seed printed at the start (`SIGHTLINE_CHAOS_SEED` replays one).
 
@@ -39,19 +40,40 @@ async fn sigkill_ten_times_loses_nothing_and_repeats_nothing() {
     let mut kills = 0;
     let mut sl = run.setup.start().await;
     while kills < 10 {
-        // Kill at a random moment: two of the ten right after start (while it restores or
-        // rejoins), the rest while it processes, at a random point after reading resumed.
-        if kills % 5 != 4 {
-            let started = std::time::Instant::now();
-            common::wait_for("reading to resume", Duration::from_secs(120), async || {
-                (sl.metric(&consumed).await > 0).then_some(())
+        if kills % 5 == 4 {
+            // Lose the disk: wipe the state directory, start, and kill while the state is being
+            // restored from the changelog.
+            sl.child.kill().expect("SIGKILL");
+            sl.child.wait().unwrap();
+            std::fs::remove_dir_all(run.setup.dir.join("state")).unwrap();
+            sl = common::Sightline::spawn(&run.setup.config(), &run.setup.log(), run.setup.port);
+            common::wait_for("a restore to start", Duration::from_secs(120), async || {
+                (common::http_get(&format!("{}/metrics", sl.http))
+                    .await
+                    .is_some()
+                    && sl.metric("sightline_state_restoring").await == 1)
+                    .then_some(())
             })
             .await;
-            println!(
-                "chaos: reading resumed {:.1} s after ready",
-                started.elapsed().as_secs_f64()
-            );
+            tokio::time::sleep(Duration::from_millis(next(0, 300))).await;
+            let restored = sl.metric("sightline_state_restored_records_total").await;
+            sl.child.kill().expect("SIGKILL");
+            sl.child.wait().unwrap();
+            kills += 1;
+            println!("chaos: SIGKILL {kills} during a restore from an empty state dir ({restored} records applied so far)");
+            sl = run.setup.start().await;
+            continue;
         }
+        // Otherwise kill while it processes, at a random point after reading resumed.
+        let started = std::time::Instant::now();
+        common::wait_for("reading to resume", Duration::from_secs(120), async || {
+            (sl.metric(&consumed).await > 0).then_some(())
+        })
+        .await;
+        println!(
+            "chaos: reading resumed {:.1} s after ready",
+            started.elapsed().as_secs_f64()
+        );
         tokio::time::sleep(Duration::from_millis(next(200, 4_000))).await;
         let read = sl.metric(&consumed).await;
         sl.child.kill().expect("SIGKILL");

@@ -21,6 +21,9 @@ use sightline::config::LagConfig;
 use sightline::engine::lag::LagPoller;
 use std::time::{Duration, Instant};
 
+#[path = "support.rs"]
+mod support;
+
 const GROUPS: usize = 50;
 const PARTITIONS: i32 = 100;
 const RECORDS_PER_PARTITION: i64 = 200;
@@ -36,20 +39,7 @@ fn client() -> ClientConfig {
 }
 
 fn cpu_seconds_self() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    support::cpu_seconds(std::process::id())
 }
 
 fn commit_all(c: &BaseConsumer, topic: &str, offset: i64) {

@@ -18,6 +18,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use std::time::{Duration, Instant};
 
+#[path = "support.rs"]
+mod support;
+use support::cpu_seconds;
+
 const PARTITIONS: i32 = 12;
 
 fn client() -> ClientConfig {
@@ -54,23 +58,6 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
                 .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
         })
         .unwrap_or(0)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn dir_bytes(p: &std::path::Path) -> u64 {

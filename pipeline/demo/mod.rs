@@ -104,29 +104,14 @@ pub async fn run(
     );
     let cfg = Config::from_str_with_env(&cfg_text, "<demo>", Path::new("."), &[])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let topology =
-        Topology::parse(TOPOLOGY, Path::new("topologies/order-to-cash.yaml")).map_err(|e| {
-            anyhow::anyhow!(
-                "{}",
-                e.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        })?;
-    let feed_topology = Topology::parse(
-        carrier_feed::TOPOLOGY,
-        Path::new("<demo>/carrier-feed.yaml"),
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            e.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let parse = |text: &str, path: &str| {
+        Topology::parse(text, Path::new(path)).map_err(|e| {
+            let lines: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("{}", lines.join("\n"))
+        })
+    };
+    let topology = parse(TOPOLOGY, "topologies/order-to-cash.yaml")?;
+    let feed_topology = parse(carrier_feed::TOPOLOGY, "<demo>/carrier-feed.yaml")?;
     let topologies = vec![topology, feed_topology];
 
     // The mock cluster has no CreateTopics: make inputs and outputs through its own API.

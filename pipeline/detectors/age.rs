@@ -14,9 +14,8 @@
 use crate::detectors::workflow::calendar::Calendar;
 use crate::ingest::Event;
 use crate::observe::metrics::METRICS;
-use crate::outputs::{Alert, AlertStatus, EventAgeReport, Output, Severity, SlaEvent, SlaOutcome};
+use crate::outputs::{Alert, AlertStatus, EventAgeReport, Output, SlaEvent, SlaOutcome};
 use crate::topology::monitor::{AgeMeasure, AgeSpec};
-use crate::topology::workflow::StepSeverity;
 use std::collections::BTreeMap;
 
 /// Ages kept exactly per interval; beyond, a uniform reservoir of this size.
@@ -77,12 +76,7 @@ impl EventAge {
     pub fn on_event(&mut self, ev: &Event, now_ms: i64, out: &mut Vec<Output>) {
         for m in &mut self.monitors {
             let s = &m.spec;
-            let matches = *ev.source == *s.source
-                && s.event_type.as_ref().is_none_or(|t| *t == ev.event_type)
-                && s.dimension
-                    .iter()
-                    .all(|(k, v)| ev.dimensions.iter().any(|(dk, dv)| **dk == **k && dv == v));
-            if !matches {
+            if !super::in_stream(ev, &s.source, s.event_type.as_deref(), &s.dimension) {
                 continue;
             }
             let age = match s.measure {
@@ -226,11 +220,7 @@ impl Monitor {
             dedupe_id: format!("age/{}", s.name),
             kind: "event_too_old".into(),
             status,
-            severity: match s.severity {
-                StepSeverity::Info => Severity::Info,
-                StepSeverity::Warning => Severity::Warning,
-                StepSeverity::Critical => Severity::Critical,
-            },
+            severity: s.severity.into(),
             summary: format!("stream `{}` ({}): {what}", s.name, s.source),
             workflow: None,
             step: None,

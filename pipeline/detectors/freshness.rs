@@ -6,9 +6,8 @@
 
 use crate::detectors::workflow::calendar::weekday;
 use crate::ingest::Event;
-use crate::outputs::{Alert, AlertStatus, Output, Severity};
+use crate::outputs::{Alert, AlertStatus, Output};
 use crate::topology::monitor::{parse_hours, FreshnessSpec};
-use crate::topology::workflow::StepSeverity;
 use chrono::{Datelike, TimeZone, Timelike};
 use std::collections::BTreeMap;
 
@@ -66,12 +65,7 @@ impl Freshness {
     pub fn on_event(&mut self, ev: &Event, now_ms: i64, out: &mut Vec<Output>) {
         for m in &mut self.monitors {
             let s = &m.spec;
-            let matches = *ev.source == *s.source
-                && s.event_type.as_ref().is_none_or(|t| *t == ev.event_type)
-                && s.dimension
-                    .iter()
-                    .all(|(k, v)| ev.dimensions.iter().any(|(dk, dv)| **dk == **k && dv == v));
-            if !matches {
+            if !super::in_stream(ev, &s.source, s.event_type.as_deref(), &s.dimension) {
                 continue;
             }
             if m.firing {
@@ -134,11 +128,7 @@ fn alert(m: &Monitor, status: AlertStatus, now_ms: i64, what: String, silent_ms:
         dedupe_id: format!("freshness/{}", s.name),
         kind: "stream_silent".into(),
         status,
-        severity: match s.severity {
-            StepSeverity::Info => Severity::Info,
-            StepSeverity::Warning => Severity::Warning,
-            StepSeverity::Critical => Severity::Critical,
-        },
+        severity: s.severity.into(),
         summary: format!("stream `{}` ({}): {what}", s.name, s.source),
         workflow: None,
         step: None,

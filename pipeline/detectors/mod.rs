@@ -5,6 +5,7 @@
 //! - [`drift`]: writer schemas that change, or JSON that breaks its contract.
 //! - [`workflow`]: missing, late, out-of-order, duplicate and orphan steps; SLAs.
 //! - [`freshness`]: streams that fall silent beyond their quiet period.
+//! - [`age`]: events too old on arrival; periodic age percentiles.
 //! - [`lag`]: consumer-lag status per group over a sliding window (Burrow's rules).
 
 pub mod age;
@@ -12,3 +13,21 @@ pub mod drift;
 pub mod freshness;
 pub mod lag;
 pub mod workflow;
+
+use crate::ingest::Event;
+use std::collections::BTreeMap;
+
+/// Does `ev` belong to the stream a monitor watches: its source, optionally one event type, and
+/// the given dimension values?
+pub fn in_stream(
+    ev: &Event,
+    source: &str,
+    event_type: Option<&str>,
+    dimension: &BTreeMap<String, String>,
+) -> bool {
+    *ev.source == *source
+        && event_type.is_none_or(|t| t == ev.event_type)
+        && dimension
+            .iter()
+            .all(|(k, v)| ev.dimensions.iter().any(|(dk, dv)| **dk == **k && dv == v))
+}

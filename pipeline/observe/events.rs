@@ -376,7 +376,6 @@ impl RestoreFinished {
             "state restored from the changelog"
         );
         METRICS.restoring.set(0);
-        METRICS.restored_records.inc_by(self.records);
     }
 }
 

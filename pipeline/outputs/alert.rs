@@ -18,6 +18,17 @@ pub enum Severity {
     Critical,
 }
 
+impl From<crate::topology::workflow::StepSeverity> for Severity {
+    fn from(s: crate::topology::workflow::StepSeverity) -> Self {
+        use crate::topology::workflow::StepSeverity as S;
+        match s {
+            S::Info => Severity::Info,
+            S::Warning => Severity::Warning,
+            S::Critical => Severity::Critical,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineageEntry {
     pub event_type: String,

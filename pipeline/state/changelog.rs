@@ -192,11 +192,15 @@ pub fn restore(
     let mut next: BTreeMap<i32, i64> = todo.clone();
     let mut last_progress = Instant::now();
     let flush = |ops: &mut Vec<Op>, next: &BTreeMap<i32, i64>| -> Result<(), StateError> {
+        let applied = ops.len() as u64;
         for (&p, &n) in next {
             ops.push(checkpoint_op(p, n));
         }
         store.write(ops)?;
         ops.clear();
+        crate::observe::metrics::METRICS
+            .restored_records
+            .inc_by(applied);
         Ok(())
     };
     while !todo.is_empty() {

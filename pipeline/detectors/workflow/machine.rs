@@ -24,7 +24,6 @@ use crate::outputs::{
     Alert, AlertStatus, LineageEntry, Output, Severity, SlaEvent, SlaOutcome, StepStatus,
     StepTiming,
 };
-use crate::topology::workflow::StepSeverity;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -178,11 +177,7 @@ impl Workflow {
     }
 
     fn severity(&self, i: usize) -> Severity {
-        match self.steps[i].severity {
-            StepSeverity::Info => Severity::Info,
-            StepSeverity::Warning => Severity::Warning,
-            StepSeverity::Critical => Severity::Critical,
-        }
+        self.steps[i].severity.into()
     }
 
     fn sla(
