@@ -1,5 +1,5 @@
-//! Exactly once under SIGKILL, on the real broker: 50,000 orders of order-to-cash traffic
-//! (about 200,000 events, with every injected fault kind) are read as a catch-up replay while
+//! Exactly once under SIGKILL, on the real broker: 52,000 orders of order-to-cash traffic
+//! (over 200,000 events, with every injected fault kind) are read as a catch-up replay while
 //! Sightline is killed with SIGKILL 10 times and restarted each time: eight kills at random
 //! moments while it processes, and two after wiping its state directory, while it restores its
 //! state from the changelog. The alert and SLA topics, read with read_committed, must then hold
@@ -18,7 +18,7 @@ async fn sigkill_ten_times_loses_nothing_and_repeats_nothing() {
     let orders: usize = std::env::var("SIGHTLINE_CHAOS_ORDERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
+        .unwrap_or(52_000);
     let seed: u64 = std::env::var("SIGHTLINE_CHAOS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -64,17 +64,19 @@ async fn sigkill_ten_times_loses_nothing_and_repeats_nothing() {
             sl = run.setup.start().await;
             continue;
         }
-        // Otherwise kill while it processes, at a random point after reading resumed.
+        // Otherwise kill while it processes, at a random point after reading resumed (or, once
+        // everything is read, while it fires the remaining timers).
         let started = std::time::Instant::now();
         common::wait_for("reading to resume", Duration::from_secs(120), async || {
-            (sl.metric(&consumed).await > 0).then_some(())
+            (sl.metric(&consumed).await > 0 || common::caught_up(&run.setup.group, &run.topics))
+                .then_some(())
         })
         .await;
         println!(
             "chaos: reading resumed {:.1} s after ready",
             started.elapsed().as_secs_f64()
         );
-        tokio::time::sleep(Duration::from_millis(next(200, 4_000))).await;
+        tokio::time::sleep(Duration::from_millis(next(100, 2_500))).await;
         let read = sl.metric(&consumed).await;
         sl.child.kill().expect("SIGKILL");
         sl.child.wait().unwrap();

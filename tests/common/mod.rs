@@ -473,35 +473,42 @@ pub fn expected_workflow_alerts(
     want
 }
 
-/// Waits until consumer group `group` has committed every partition of `topics` up to its end.
-pub async fn wait_caught_up(group: &str, topics: &[String], timeout: Duration) {
+/// Whether consumer group `group` has committed every partition of `topics` up to its end.
+pub fn caught_up(group: &str, topics: &[String]) -> bool {
     use rdkafka::consumer::Consumer;
     let c: BaseConsumer = client().set("group.id", group).create().expect("client");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for t in topics {
+        let Ok(md) = c.fetch_metadata(Some(t), Duration::from_secs(5)) else {
+            return false;
+        };
+        for p in md.topics()[0].partitions() {
+            let Ok((_, high)) = c.fetch_watermarks(t, p.id(), Duration::from_secs(5)) else {
+                return false;
+            };
+            tpl.add_partition(t, p.id());
+            ends.push((t.clone(), p.id(), high));
+        }
+    }
+    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(5)) else {
+        return false;
+    };
+    ends.iter().all(|(t, p, high)| {
+        *high == 0
+            || committed
+                .find_partition(t, *p)
+                .and_then(|e| e.offset().to_raw())
+                .is_some_and(|o| o >= *high)
+    })
+}
+
+/// Waits until consumer group `group` has committed every partition of `topics` up to its end.
+pub async fn wait_caught_up(group: &str, topics: &[String], timeout: Duration) {
     wait_for(
         &format!("group {group} to commit to the end of its topics"),
         timeout,
-        async || {
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            let mut ends = Vec::new();
-            for t in topics {
-                let md = c.fetch_metadata(Some(t), Duration::from_secs(5)).ok()?;
-                for p in md.topics()[0].partitions() {
-                    let (_, high) = c.fetch_watermarks(t, p.id(), Duration::from_secs(5)).ok()?;
-                    tpl.add_partition(t, p.id());
-                    ends.push((t.clone(), p.id(), high));
-                }
-            }
-            let committed = c.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
-            ends.iter()
-                .all(|(t, p, high)| {
-                    *high == 0
-                        || committed
-                            .find_partition(t, *p)
-                            .and_then(|e| e.offset().to_raw())
-                            .is_some_and(|o| o >= *high)
-                })
-                .then_some(())
-        },
+        async || caught_up(group, topics).then_some(()),
     )
     .await;
 }
