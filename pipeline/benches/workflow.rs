@@ -10,6 +10,7 @@
 //!
 //!     cargo bench --bench workflow
 //!     SIGHTLINE_BENCH_ORDERS=200000 cargo bench --bench workflow
+//!     SIGHTLINE_BENCH_GUARANTEE=at_least_once cargo bench --bench workflow   # transactions off
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -158,6 +159,9 @@ async fn main() {
     drop(c);
 
     // Sightline on the same data.
+    let guarantee =
+        std::env::var("SIGHTLINE_BENCH_GUARANTEE").unwrap_or_else(|_| "exactly_once".into());
+    println!("processing guarantee: {guarantee} (SIGHTLINE_BENCH_GUARANTEE)");
     let dir = std::env::temp_dir().join(format!("sightline-bench-{id}"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -178,7 +182,7 @@ async fn main() {
     std::fs::write(
         dir.join("sightline.toml"),
         format!(
-            "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"bench-{id}\"\n[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
+            "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"bench-{id}\"\nprocessing_guarantee = \"{guarantee}\"\n[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
              [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
              [topologies]\npaths = [\"topology.yaml\"]\n[engine]\ntime = \"wall\"\ntimer_tick_ms = 50\n"
         ),
