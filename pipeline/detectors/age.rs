@@ -14,9 +14,9 @@
 use crate::detectors::workflow::calendar::Calendar;
 use crate::ingest::Event;
 use crate::observe::metrics::METRICS;
-use crate::outputs::{Alert, AlertStatus, EventAgeReport, Output, SlaEvent, SlaOutcome};
+use crate::outputs::alert::StreamAlert;
+use crate::outputs::{AlertStatus, EventAgeReport, Output, SlaEvent, SlaOutcome};
 use crate::topology::monitor::{AgeMeasure, AgeSpec};
-use std::collections::BTreeMap;
 
 /// Ages kept exactly per interval; beyond, a uniform reservoir of this size.
 const RESERVOIR: usize = 50_000;
@@ -216,29 +216,26 @@ impl Monitor {
                 age / 1000
             ),
         };
-        Output::Alert(Alert {
-            dedupe_id: format!("age/{}", s.name),
-            kind: "event_too_old".into(),
-            status,
-            severity: s.severity.into(),
-            summary: format!("stream `{}` ({}): {what}", s.name, s.source),
-            workflow: None,
-            step: None,
-            key: None,
-            source: Some(s.source.clone()),
-            deadline: None,
-            detected_at: now_ms,
-            dimensions: s.dimension.clone(),
-            attributes: BTreeMap::from([
-                ("age_ms".to_string(), age.to_string()),
-                ("threshold_ms".to_string(), threshold.to_string()),
-                ("measure".to_string(), s.measure.as_str().to_string()),
-                ("monitor".to_string(), s.name.clone()),
-                ("key".to_string(), ev.key.clone()),
-            ]),
-            lineage: Vec::new(),
-            sightline_version: crate::VERSION.to_string(),
-        })
+        Output::Alert(
+            StreamAlert {
+                family: "age",
+                kind: "event_too_old",
+                monitor: &s.name,
+                source: &s.source,
+                dimension: &s.dimension,
+                severity: s.severity.into(),
+                status,
+                detected_at: now_ms,
+                what,
+                attributes: vec![
+                    ("age_ms", age.to_string()),
+                    ("threshold_ms", threshold.to_string()),
+                    ("measure", s.measure.as_str().to_string()),
+                    ("key", ev.key.clone()),
+                ],
+            }
+            .into_alert(),
+        )
     }
 }
 

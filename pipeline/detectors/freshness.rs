@@ -6,10 +6,10 @@
 
 use crate::detectors::workflow::calendar::weekday;
 use crate::ingest::Event;
-use crate::outputs::{Alert, AlertStatus, Output};
+use crate::outputs::alert::StreamAlert;
+use crate::outputs::{AlertStatus, Output};
 use crate::topology::monitor::{parse_hours, FreshnessSpec};
 use chrono::{Datelike, TimeZone, Timelike};
-use std::collections::BTreeMap;
 
 struct Monitor {
     spec: FreshnessSpec,
@@ -124,26 +124,21 @@ fn active(m: &Monitor, now_ms: i64) -> bool {
 
 fn alert(m: &Monitor, status: AlertStatus, now_ms: i64, what: String, silent_ms: i64) -> Output {
     let s = &m.spec;
-    Output::Alert(Alert {
-        dedupe_id: format!("freshness/{}", s.name),
-        kind: "stream_silent".into(),
-        status,
-        severity: s.severity.into(),
-        summary: format!("stream `{}` ({}): {what}", s.name, s.source),
-        workflow: None,
-        step: None,
-        key: None,
-        source: Some(s.source.clone()),
-        deadline: None,
-        detected_at: now_ms,
-        dimensions: s.dimension.clone(),
-        attributes: BTreeMap::from([
-            ("silent_ms".to_string(), silent_ms.to_string()),
-            ("monitor".to_string(), s.name.clone()),
-        ]),
-        lineage: Vec::new(),
-        sightline_version: crate::VERSION.to_string(),
-    })
+    Output::Alert(
+        StreamAlert {
+            family: "freshness",
+            kind: "stream_silent",
+            monitor: &s.name,
+            source: &s.source,
+            dimension: &s.dimension,
+            severity: s.severity.into(),
+            status,
+            detected_at: now_ms,
+            what,
+            attributes: vec![("silent_ms", silent_ms.to_string())],
+        }
+        .into_alert(),
+    )
 }
 
 #[cfg(test)]

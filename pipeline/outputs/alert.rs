@@ -57,3 +57,48 @@ pub struct Alert {
     pub lineage: Vec<LineageEntry>,
     pub sightline_version: String,
 }
+
+/// What a stream monitor (freshness, age) says about its stream.
+pub struct StreamAlert<'a> {
+    /// `freshness`, `age`: the dedupe id is `<family>/<monitor>`.
+    pub family: &'a str,
+    pub kind: &'a str,
+    pub monitor: &'a str,
+    pub source: &'a str,
+    pub dimension: &'a BTreeMap<String, String>,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub detected_at: i64,
+    /// The summary after "stream `<monitor>` (<source>): ".
+    pub what: String,
+    /// Details; `monitor` is added.
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+impl StreamAlert<'_> {
+    pub fn into_alert(self) -> Alert {
+        let mut attributes: BTreeMap<String, String> = self
+            .attributes
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        attributes.insert("monitor".into(), self.monitor.to_string());
+        Alert {
+            dedupe_id: format!("{}/{}", self.family, self.monitor),
+            kind: self.kind.to_string(),
+            status: self.status,
+            severity: self.severity,
+            summary: format!("stream `{}` ({}): {}", self.monitor, self.source, self.what),
+            workflow: None,
+            step: None,
+            key: None,
+            source: Some(self.source.to_string()),
+            deadline: None,
+            detected_at: self.detected_at,
+            dimensions: self.dimension.clone(),
+            attributes,
+            lineage: Vec::new(),
+            sightline_version: crate::VERSION.to_string(),
+        }
+    }
+}
