@@ -242,7 +242,6 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn spec(yaml: &str) -> AgeSpec {
         serde_yaml::from_str(yaml).unwrap()
@@ -253,21 +252,7 @@ mod tests {
     }
 
     fn event_at(carrier: &str, event_time_ms: i64, timestamp_ms: Option<i64>) -> Event {
-        Event {
-            source: Arc::from("shipments"),
-            event_type: "shipment_dispatched".into(),
-            key: "o1".into(),
-            event_id: None,
-            event_time_ms,
-            coordinates: crate::ingest::Coordinates {
-                topic: Arc::from("shipments"),
-                partition: 0,
-                offset: 0,
-                timestamp_ms,
-            },
-            dimensions: vec![(Arc::from("carrier"), carrier.to_string())],
-            traceparent: None,
-        }
+        crate::detectors::test_shipment("shipments", carrier, event_time_ms, timestamp_ms)
     }
 
     fn statuses(out: &[Output]) -> Vec<(String, AlertStatus)> {

@@ -144,29 +144,13 @@ fn alert(m: &Monitor, status: AlertStatus, now_ms: i64, what: String, silent_ms:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::Coordinates;
-    use std::sync::Arc;
 
     fn spec(yaml: &str) -> FreshnessSpec {
         serde_yaml::from_str(yaml).unwrap()
     }
 
     fn ev(source: &str, carrier: &str) -> Event {
-        Event {
-            source: Arc::from(source),
-            event_type: "shipment_dispatched".into(),
-            key: "k".into(),
-            event_id: None,
-            event_time_ms: 0,
-            coordinates: Coordinates {
-                topic: Arc::from("t"),
-                partition: 0,
-                offset: 0,
-                timestamp_ms: None,
-            },
-            dimensions: vec![(Arc::from("carrier"), carrier.to_string())],
-            traceparent: None,
-        }
+        crate::detectors::test_shipment(source, carrier, 0, None)
     }
 
     fn statuses(out: &[Output]) -> Vec<(String, AlertStatus)> {

@@ -31,3 +31,30 @@ pub fn in_stream(
             .iter()
             .all(|(k, v)| ev.dimensions.iter().any(|(dk, dv)| **dk == **k && dv == v))
 }
+
+/// A shipment event for detector tests: `source`, carrier `carrier`, the given event time and
+/// broker timestamp.
+#[cfg(test)]
+pub(crate) fn test_shipment(
+    source: &str,
+    carrier: &str,
+    event_time_ms: i64,
+    timestamp_ms: Option<i64>,
+) -> Event {
+    use std::sync::Arc;
+    Event {
+        source: Arc::from(source),
+        event_type: "shipment_dispatched".into(),
+        key: "o1".into(),
+        event_id: None,
+        event_time_ms,
+        coordinates: crate::ingest::Coordinates {
+            topic: Arc::from(source),
+            partition: 0,
+            offset: 0,
+            timestamp_ms,
+        },
+        dimensions: vec![(Arc::from("carrier"), carrier.to_string())],
+        traceparent: None,
+    }
+}

@@ -23,12 +23,12 @@ use crate::outputs::{Encoders, LagEvent, Output, PartitionLag};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// High-watermark samples kept per partition for interpolation.
+/// High-watermark samples kept per partition for interpolation (at least; up to twice).
 const HISTORY: usize = 720;
 
 /// What the monitor knows between polls.
@@ -36,7 +36,7 @@ pub struct LagTracker {
     window: usize,
     groups: BTreeMap<String, GroupTrack>,
     /// (wall ms, high watermark) per partition, oldest first.
-    history: HashMap<Tp, VecDeque<(i64, i64)>>,
+    history: HashMap<Tp, Vec<(i64, i64)>>,
     /// Timestamp of the record at an offset (read once, never changes).
     timestamps: HashMap<(Tp, i64), i64>,
 }
@@ -64,9 +64,10 @@ impl LagTracker {
     pub fn observe_highs(&mut self, now: i64, highs: &HashMap<Tp, i64>) {
         for (tp, &high) in highs {
             let h = self.history.entry(tp.clone()).or_default();
-            h.push_back((now, high));
-            while h.len() > HISTORY {
-                h.pop_front();
+            h.push((now, high));
+            // Trimmed in bulk: the history stays one slice, read without copying.
+            if h.len() > 2 * HISTORY {
+                h.drain(..h.len() - HISTORY);
             }
         }
     }
@@ -108,12 +109,8 @@ impl LagTracker {
         if let Some(ts) = self.timestamps.get(&(tp.clone(), committed)) {
             return (Some((now - ts).max(0)), TimeLagMethod::Exact);
         }
-        let history: Vec<(i64, i64)> = self
-            .history
-            .get(tp)
-            .map(|h| h.iter().copied().collect())
-            .unwrap_or_default();
-        match interpolate_written_at(&history, committed) {
+        let history = self.history.get(tp).map(Vec::as_slice).unwrap_or(&[]);
+        match interpolate_written_at(history, committed) {
             Some(at) => (Some((now - at).max(0)), TimeLagMethod::Interpolated),
             None => (None, TimeLagMethod::Unknown),
         }
@@ -277,11 +274,8 @@ impl LagPoller {
         cfg: &LagConfig,
         own_topics: &[String],
     ) -> anyhow::Result<Self> {
-        let mut c = base.clone();
-        c.set("group.id", format!("{own_group}.lag-reader"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
+        let mut c = crate::kafka::client::reader_config(base, &format!("{own_group}.lag-reader"));
+        c.set("enable.partition.eof", "false")
             // A deleted offset is an error, not a silent jump: the read falls back instead.
             .set("auto.offset.reset", "error")
             .set("isolation.level", "read_uncommitted")

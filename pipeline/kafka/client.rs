@@ -46,3 +46,13 @@ pub fn client_config(cfg: &Config) -> anyhow::Result<ClientConfig> {
     }
     Ok(c)
 }
+
+/// Settings of a consumer that only reads assigned partitions: it never subscribes, commits or
+/// stores offsets, so it joins no group (the lag reader, the changelog restore).
+pub fn reader_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
+    let mut c = base.clone();
+    c.set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    c
+}

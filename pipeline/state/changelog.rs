@@ -154,11 +154,8 @@ pub fn restore(
     if partitions.is_empty() {
         return Ok(Restored::default());
     }
-    let mut c = base.clone();
-    c.set("group.id", format!("{changelog}.restore"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
+    let mut c = crate::kafka::client::reader_config(base, &format!("{changelog}.restore"));
+    c.set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer<RestoreContext> = c.create_with_context(RestoreContext)?;
