@@ -72,6 +72,7 @@ async fn avro_record_round_trips_through_registry_kafka_and_sightline_consumer()
         &common::unique("g"),
         health.clone(),
         None,
+        Default::default(),
     )
     .unwrap();
     consumer.subscribe(&[&topic]).unwrap();

@@ -6,6 +6,7 @@ use crate::observe::health::Health;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
@@ -34,15 +35,42 @@ pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding the HTTP server to {} (http.bind)", cfg.http.bind))?;
     tracing::info!(address = %bound, "http: /metrics /healthz /readyz");
 
-    let engine = engine::setup::build(&cfg, &topologies, health, Default::default()).await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested; finishing the record in hand and committing");
         let _ = stop_tx.send(true);
     });
-    engine.run(stop_rx).await?;
-    Ok(ExitCode::SUCCESS)
+    // A failure at start is a configuration or reachability problem: reported, and the process
+    // exits. Later, an aborted transaction restarts the engine in-process: new clients, state
+    // caught up from the changelog, input resumed from the last commit.
+    let mut engine =
+        engine::setup::build(&cfg, &topologies, health.clone(), Default::default()).await?;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let why = match engine.run(stop_rx.clone()).await? {
+            engine::Ended::Shutdown => return Ok(ExitCode::SUCCESS),
+            engine::Ended::Restart(why) => why,
+        };
+        health.set_restored(false);
+        tracing::warn!(reason = %why, retry_in_ms = backoff.as_millis() as u64, "engine restarting");
+        crate::observe::metrics::METRICS.engine_restarts.inc();
+        engine = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop_rx.changed() => return Ok(ExitCode::SUCCESS),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            match engine::setup::build(&cfg, &topologies, health.clone(), Default::default()).await
+            {
+                Ok(e) => break e,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "engine restart failed; retrying")
+                }
+            }
+        };
+        backoff = Duration::from_secs(1);
+    }
 }
 
 async fn shutdown_signal() {

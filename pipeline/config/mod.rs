@@ -124,6 +124,14 @@ pub struct KafkaConfig {
     /// Stable name of this instance (transactional.id suffix); empty: $HOSTNAME, else "0".
     #[serde(default)]
     pub instance_id: String,
+    /// How the producers pick a partition for a key; must match the upstream producers' so that
+    /// re-keyed (repartitioned) events land on the partition number their key's other events use.
+    #[serde(default = "default_partitioner")]
+    pub partitioner: String,
+    /// Exactly-once: how long the broker lets a transaction stay open before aborting it (a
+    /// killed instance's open transaction blocks read_committed readers until then).
+    #[serde(default = "default_transaction_timeout")]
+    pub transaction_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -394,6 +402,14 @@ fn default_idle() -> u64 {
 fn default_group() -> String {
     "sightline".into()
 }
+fn default_partitioner() -> String {
+    "murmur2_random".into()
+}
+
+fn default_transaction_timeout() -> u64 {
+    10_000
+}
+
 fn default_commit_interval() -> u64 {
     100
 }

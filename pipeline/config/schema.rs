@@ -112,6 +112,13 @@ pub const KEYS: &[Key] = &[
         "exactly_once",
         "exactly_once: outputs, dead letters, state changelog and input offsets commit in one Kafka transaction. at_least_once: outputs are acknowledged before offsets are stored; a crash may repeat some.",
     ),
+    key(
+        "kafka.partitioner",
+        Ty::OneOf(&["murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a", "random"]),
+        "murmur2_random",
+        "How Sightline's producers map a key to a partition. Repartitioned sources are re-keyed with it, so it must be the partitioner of the producers of the keyed topics (murmur2_random: the Java client's default; consistent_random: librdkafka's).",
+    ),
+    key("kafka.transaction_timeout_ms", Ty::Int { min: 1000 }, "10000", "exactly_once: the broker aborts a transaction left open this long. A killed instance's open transaction holds read_committed readers (the instance taking over its partitions) until then."),
     key("kafka.instance_id", Ty::Str, "$HOSTNAME", "Stable name of this instance, unique in the group: its producer's transactional.id is <group_id>.<instance_id>. A StatefulSet pod name fits."),
     Key {
         path: "registry.url",

@@ -248,7 +248,9 @@ pub async fn run(
     let _ = feed_stop.send(true);
     feed.await.context("carrier feed task")??;
     let _ = stop_tx.send(true);
-    engine_task.await.context("engine task")??;
+    if let engine::Ended::Restart(why) = engine_task.await.context("engine task")?? {
+        anyhow::bail!("the demo's engine stopped: {why}");
+    }
     http_task.abort();
     let mut summary = Summary::read();
     // What a data engineer subscribed to the outputs sees.

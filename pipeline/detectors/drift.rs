@@ -355,6 +355,7 @@ mod tests {
                 Output::Alert(a) => ("alert", a.dedupe_id.clone()),
                 Output::Sla(s) => ("sla", s.sla_id.clone()),
                 Output::Lag(l) => ("lag", l.event_id.clone()),
+                Output::Rekeyed { key, .. } => ("rekeyed", key.clone()),
             })
             .collect()
     }

@@ -38,7 +38,14 @@ impl Engine {
                 self.in_transaction = true;
                 Outcome::Done
             }
-            Err(e) => Outcome::Fatal(format!("beginning a Kafka transaction: {e}")),
+            Err(e) => {
+                let why = describe("beginning a Kafka transaction", &e);
+                if why.starts_with(FATAL) {
+                    Outcome::Fatal(why)
+                } else {
+                    Outcome::Restart(why)
+                }
+            }
         }
     }
 
@@ -142,12 +149,12 @@ impl Engine {
                 let metadata = metadata.ok_or_else(|| "no consumer group metadata".to_string())?;
                 producer
                     .send_offsets_to_transaction(&tpl, &metadata, TXN_TIMEOUT)
-                    .map_err(|e| format!("sending offsets to the transaction: {e}"))?;
+                    .map_err(|e| describe("sending offsets to the transaction", &e))?;
             }
             let offsets_in = t.elapsed();
             producer
                 .commit_transaction(TXN_TIMEOUT)
-                .map_err(|e| format!("committing the transaction: {e}"))?;
+                .map_err(|e| describe("committing the transaction", &e))?;
             tracing::debug!(
                 produce_ms = produced_in.as_millis() as u64,
                 offsets_ms = offsets_in.as_millis() as u64,
@@ -197,6 +204,21 @@ impl Engine {
     }
 
     async fn abort(&mut self, reason: String) -> Outcome {
+        if reason.starts_with(FATAL) {
+            // Fenced (another instance took this transactional.id) or otherwise unusable: the
+            // producer cannot abort; this instance must stop.
+            self.in_transaction = false;
+            TransactionEnded {
+                result: "abort_failed",
+                seconds: 0.0,
+                records: 0,
+            }
+            .emit();
+            return Outcome::Fatal(format!(
+                "Kafka transaction failed fatally ({reason}). Another instance with the same \
+                 transactional.id (kafka.instance_id) may have taken over; Sightline stops."
+            ));
+        }
         let producer = self.producer.clone();
         let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT))
             .await
@@ -209,11 +231,20 @@ impl Engine {
             records: 0,
         }
         .emit();
-        Outcome::Fatal(format!(
-            "Kafka transaction failed ({reason}); it was {}. Sightline stops; on restart it resumes from the last committed transaction.",
+        Outcome::Restart(format!(
+            "Kafka transaction failed ({reason}); it was {}. The engine starts over from the last committed transaction.",
             if aborted { "aborted" } else { "left to time out" }
         ))
     }
+}
+
+/// Prefix of a failure the producer cannot recover from.
+const FATAL: &str = "fatal: ";
+
+/// `what` failed with `e`; fatal errors (the producer was fenced) are marked as such.
+fn describe(what: &str, e: &rdkafka::error::KafkaError) -> String {
+    let fatal = matches!(e, rdkafka::error::KafkaError::Transaction(r) if r.is_fatal());
+    format!("{}{what}: {e}", if fatal { FATAL } else { "" })
 }
 
 /// The next offsets to read after `msgs`, per partition.

@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod commit;
 pub mod lag;
+pub mod repartition;
 pub mod setup;
 pub mod sources;
 pub mod workflows;
@@ -55,6 +56,10 @@ pub struct Engine {
     pub producer: FutureProducer,
     /// Ingest per input topic or topic pattern.
     pub sources: sources::Sources,
+    /// Internal repartition topics the workflows read re-keyed events from.
+    pub repartition_inputs: std::collections::HashSet<String>,
+    /// `outputs.dead_letter_suffix`.
+    pub dead_letter_suffix: String,
     /// Client settings and a template for creating a pattern source's dead-letter topic when
     /// it is first needed; None where topics cannot be created (the demo's mock cluster).
     pub topic_template: Option<(rdkafka::ClientConfig, crate::kafka::admin::TopicSpec)>,
@@ -96,16 +101,30 @@ enum Outcome {
     Shutdown,
     /// The state store failed: stop, without storing the offset.
     Fatal(String),
+    /// A Kafka transaction failed and was aborted (a broker restart, a timeout): start over
+    /// from the last commit with fresh clients, as a restarted process would.
+    Restart(String),
+}
+
+/// Why [`Engine::run`] returned without error.
+#[derive(Debug)]
+pub enum Ended {
+    /// Shutdown was requested; handled work is committed.
+    Shutdown,
+    /// The engine gave up on its clients after an aborted transaction; the caller builds a new
+    /// engine, which resumes from the last commit (local state is never ahead of it).
+    Restart(String),
 }
 
 impl Engine {
     /// Runs until `shutdown` turns true, then commits what was handled and returns.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Ended> {
         let mut commit_tick = tokio::time::interval(self.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut timer_tick = tokio::time::interval(self.timer_tick);
         timer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fatal = None;
+        let mut restart = None;
         let consumer = self.consumer.clone();
         let exactly_once = self.guarantee == crate::config::Guarantee::ExactlyOnce;
         let lag_task = self.lag.take().map(|(poller, interval)| {
@@ -126,6 +145,7 @@ impl Engine {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
+                    Outcome::Restart(e) => { restart = Some(e); break }
                 },
                 msg = consumer.recv() => match msg {
                     Ok(first) => {
@@ -146,6 +166,17 @@ impl Engine {
                                 Some(Ok(m)) => msgs.push(m),
                                 Some(Err(e)) => crate::observe::events::KafkaClientError { kind: "consume", error: &e.to_string() }.emit(),
                                 None => break,
+                            }
+                        }
+                        // After a revoke, records already fetched may belong to partitions
+                        // another instance now owns: they are dropped, not processed (their
+                        // owner reads them from the committed offsets).
+                        if consumer.context().revoked.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                            if let Ok(assigned) = consumer.assignment() {
+                                msgs.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
+                            }
+                            if msgs.is_empty() {
+                                continue;
                             }
                         }
                         if let Some(e) = self.restore.failed() {
@@ -181,6 +212,7 @@ impl Engine {
                             }
                             Outcome::Shutdown => break,
                             Outcome::Fatal(e) => { fatal = Some(e); break }
+                            Outcome::Restart(e) => { restart = Some(e); break }
                         }
                         METRICS.batch_handling.observe(started.elapsed().as_secs_f64());
                         METRICS.batch_records.observe(msgs.len() as f64);
@@ -204,10 +236,13 @@ impl Engine {
             })
             .await;
         }
-        tracing::info!("engine stopped; handled work committed");
-        match fatal {
-            Some(e) => anyhow::bail!("the engine stopped: {e}"),
-            None => Ok(()),
+        if restart.is_none() {
+            tracing::info!("engine stopped; handled work committed");
+        }
+        match (fatal, restart) {
+            (Some(e), _) => anyhow::bail!("the engine stopped: {e}"),
+            (None, Some(e)) => Ok(Ended::Restart(e)),
+            (None, None) => Ok(Ended::Shutdown),
         }
     }
 
@@ -235,6 +270,9 @@ impl Engine {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = msg.topic();
+        if self.repartition_inputs.contains(topic) {
+            return self.handle_rekeyed(msg, batch, shutdown).await;
+        }
         let Some(source) = self.sources.get(topic) else {
             tracing::warn!(
                 topic,
@@ -373,19 +411,81 @@ impl Engine {
         self.sink.on_event(&event);
         self.freshness.on_event(&event, now_ms, &mut batch.outputs);
         self.age.on_event(&event, now_ms, &mut batch.outputs);
+        if let Some(t) = &source.repartition_topic {
+            // Not keyed by the correlation key: the workflows get it through its repartition
+            // topic, on the partition its key belongs to.
+            batch.outputs.push(crate::outputs::Output::Rekeyed {
+                topic: t.clone(),
+                key: event.key.clone(),
+                value: repartition::encode(&event),
+            });
+            return Outcome::Done;
+        }
+        self.to_workflows(batch, topic, rec.partition, rec.offset, &event)
+    }
+
+    /// Hands an event read from `topic`/`partition` to the workflow state machines.
+    fn to_workflows(
+        &mut self,
+        batch: &mut Batch,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        event: &Event,
+    ) -> Outcome {
         if self.workflows.is_empty() {
             return Outcome::Done;
         }
         let wall = chrono::Utc::now().timestamp_millis();
         if let Err(e) = self
             .workflows
-            .on_event(&self.store, batch, rec.partition, &event, wall)
+            .on_event(&self.store, batch, topic, partition, event, wall)
         {
             // The store is local disk: failing here is not the record's fault and not transient.
-            tracing::error!(error = %e, topic, partition = rec.partition, offset = rec.offset, "state store failed; stopping");
+            tracing::error!(error = %e, topic, partition, offset, "state store failed; stopping");
             return Outcome::Fatal(e.to_string());
         }
         Outcome::Done
+    }
+
+    /// A re-keyed event from a repartition topic: decoded, ingest already happened upstream.
+    async fn handle_rekeyed(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        batch: &mut Batch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let topic = msg.topic();
+        RecordConsumed { topic }.emit();
+        match repartition::decode(msg.payload().unwrap_or_default()) {
+            Ok(event) => self.to_workflows(batch, topic, msg.partition(), msg.offset(), &event),
+            Err(e) => {
+                // Only Sightline writes here: something else wrote to an internal topic.
+                let headers: Vec<(&str, Option<&[u8]>)> = msg
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+                    .unwrap_or_default();
+                let rec = RawRecord {
+                    topic,
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    timestamp_ms: msg.timestamp().to_millis(),
+                    key: msg.key(),
+                    value: msg.payload(),
+                    headers: &headers,
+                };
+                let dlq = format!("{topic}{}", self.dead_letter_suffix);
+                self.dead_letter_to(
+                    dlq,
+                    &rec,
+                    &headers,
+                    crate::deadletter::ErrorClass::InvalidJson,
+                    format!("not a re-keyed event (only Sightline writes repartition topics): {e}"),
+                    shutdown,
+                )
+                .await
+            }
+        }
     }
 
     /// Assigned partitions that have delivered nothing hold the stream clock back, unless they
@@ -493,6 +593,20 @@ impl Engine {
             .get(topic)
             .expect("records come from declared sources");
         let dead_letter_topic = source.dead_letter_topic(topic);
+        self.dead_letter_to(dead_letter_topic, rec, headers, class, message, shutdown)
+            .await
+    }
+
+    async fn dead_letter_to(
+        &mut self,
+        dead_letter_topic: String,
+        rec: &RawRecord<'_>,
+        headers: &[(&str, Option<&[u8]>)],
+        class: crate::deadletter::ErrorClass,
+        message: String,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let topic = rec.topic;
         if !self.ensured_topics.contains(&dead_letter_topic) {
             if let Some((base, template)) = &self.topic_template {
                 let spec = crate::kafka::admin::TopicSpec {

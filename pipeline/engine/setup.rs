@@ -108,6 +108,9 @@ fn check_co_partitioned(
     let mut seen: Option<(String, String, i32)> = None;
     for t in topologies.iter().filter(|t| !t.workflows.is_empty()) {
         for s in &t.sources {
+            if s.repartition {
+                continue;
+            }
             let Some(&n) = partitions.get(&s.topic) else {
                 continue;
             };
@@ -200,6 +203,9 @@ pub async fn build(
                 dead_letter_topic: s.dead_letter_topic.clone(),
                 dead_letter_suffix: cfg.outputs.dead_letter_suffix.clone(),
                 contract,
+                repartition_topic: s
+                    .repartition
+                    .then(|| super::repartition::topic(&cfg.kafka.group_id, &s.name)),
             };
             sources
                 .insert(&s.topic, ingest)
@@ -235,23 +241,86 @@ pub async fn build(
         anyhow::bail!("no sources: the topologies declare nothing to read (topologies.paths)");
     }
 
-    let subscription = sources.subscription();
+    // Repartition topics, and the co-partitioned sets of topics each topology's workflows read.
+    let partitions = source_partitions(&base, topologies).await;
+    let has_workflows = topologies.iter().any(|t| !t.workflows.is_empty());
+    if has_workflows {
+        check_co_partitioned(topologies, &partitions)?;
+    }
+    let workflow_partitions = topologies
+        .iter()
+        .filter(|t| !t.workflows.is_empty())
+        .flat_map(|t| &t.sources)
+        .filter(|s| !s.repartition)
+        .find_map(|s| partitions.get(&s.topic).copied())
+        .unwrap_or(cfg.kafka.topics.partitions);
+    let mut repartition_inputs = std::collections::HashSet::new();
+    let mut co_partitioned = Vec::new();
+    for t in topologies.iter().filter(|t| !t.workflows.is_empty()) {
+        let mut set = Vec::new();
+        for s in &t.sources {
+            if s.repartition {
+                let topic = super::repartition::topic(&cfg.kafka.group_id, &s.name);
+                repartition_inputs.insert(topic.clone());
+                set.push(topic);
+            } else if s.topic_pattern().is_none() {
+                set.push(s.topic.clone());
+            }
+        }
+        co_partitioned.push(set);
+    }
+    let mut repartition_topics: Vec<String> = repartition_inputs.iter().cloned().collect();
+    repartition_topics.sort();
+    if opts.create_topics && !repartition_topics.is_empty() {
+        let specs: Vec<TopicSpec> = repartition_topics
+            .iter()
+            .map(|name| TopicSpec {
+                name: name.clone(),
+                partitions: workflow_partitions,
+                replication_factor: cfg.kafka.topics.replication_factor,
+                configs: Vec::new(),
+            })
+            .collect();
+        ensure_topics(&base, &specs).await?;
+        for name in &repartition_topics {
+            let have = topic_partitions(&base, name).await;
+            if have.is_some_and(|n| n != workflow_partitions) {
+                anyhow::bail!(
+                    "the repartition topic `{name}` has {} partitions, but the workflows' topics have {workflow_partitions}: \
+                     re-keyed events would land on the wrong partition number. Delete `{name}` (it is internal; \
+                     stop Sightline first) and start again, and Sightline recreates it.",
+                    have.unwrap_or(0)
+                );
+            }
+        }
+    }
+    let groups = crate::kafka::copartition::PartitionGroups::new(&co_partitioned);
+    // Followers are assigned with their anchor, never on their own; every input is watched for lag.
+    let all_inputs: Vec<String> = {
+        let mut v = sources.subscription();
+        v.extend(repartition_topics.iter().cloned());
+        v.sort();
+        v
+    };
+    let subscription: Vec<String> = all_inputs
+        .iter()
+        .filter(|t| !groups.is_follower(t))
+        .cloned()
+        .collect();
     let state_dir = cfg.resolve(&cfg.state.dir);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
     let store = Arc::new(Store::open(&state_dir)?);
     let exactly_once = cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce;
-    let has_workflows = topologies.iter().any(|t| !t.workflows.is_empty());
-    let partitions = source_partitions(&base, topologies).await;
-    if has_workflows {
-        check_co_partitioned(topologies, &partitions)?;
-    }
     let signal = Arc::new(RestoreSignal::default());
+    let mut producer_base = base.clone();
+    producer_base.set("partitioner", &cfg.kafka.partitioner);
     let (producer, changelog, restore) = if exactly_once {
         let changelog = crate::state::changelog::topic(&cfg.kafka.group_id);
         let needed = partitions
             .values()
             .copied()
+            .chain([workflow_partitions])
             .max()
             .unwrap_or(cfg.kafka.topics.partitions);
         if opts.create_topics {
@@ -266,8 +335,9 @@ pub async fn build(
             }
         }
         let producer = crate::kafka::producer::create_transactional_producer(
-            &base,
+            &producer_base,
             &cfg.kafka.transactional_id(),
+            cfg.kafka.transaction_timeout_ms,
         )
         .context("creating the transactional producer")?;
         // Fences an earlier incarnation of this instance and aborts its open transaction, so
@@ -301,12 +371,12 @@ pub async fn build(
         (producer, Some(changelog), Some(hook))
     } else {
         (
-            create_producer(&base).context("creating the Kafka producer")?,
+            create_producer(&producer_base).context("creating the Kafka producer")?,
             None,
             None,
         )
     };
-    let consumer = create_consumer(&base, &cfg.kafka.group_id, health.clone(), restore)
+    let consumer = create_consumer(&base, &cfg.kafka.group_id, health.clone(), restore, groups)
         .context("creating the Kafka consumer")?;
     let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer
@@ -332,6 +402,8 @@ pub async fn build(
         consumer: Arc::new(consumer),
         producer,
         sources,
+        repartition_inputs,
+        dead_letter_suffix: cfg.outputs.dead_letter_suffix.clone(),
         topic_template: opts
             .create_topics
             .then(|| (base.clone(), output_topics(cfg, &[]).remove(0))),
@@ -350,7 +422,7 @@ pub async fn build(
         lag_producer: create_producer(&base).context("creating the lag-event producer")?,
         restore: signal,
         encoders: Arc::new(encoders),
-        lag: super::lag::poller(cfg, &base, &subscription)
+        lag: super::lag::poller(cfg, &base, &all_inputs)
             .context("creating the lag poller")?
             .map(|p| (p, Duration::from_millis(cfg.lag.interval_ms))),
         registry_lookup: crate::registry::Lookup::new(cfg)?,

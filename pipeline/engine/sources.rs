@@ -93,6 +93,7 @@ mod tests {
             dead_letter_topic: None,
             dead_letter_suffix: ".dlq".into(),
             contract: None,
+            repartition_topic: None,
         }
     }
 

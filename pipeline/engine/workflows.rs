@@ -196,16 +196,17 @@ impl WorkflowRunner {
         batch.outputs.extend(t.outputs);
     }
 
-    /// An event from input partition `p`, arriving at wall time `wall_ms`.
+    /// An event read from partition `p` of `topic` (its source topic, or the repartition topic
+    /// it was re-keyed through), arriving at wall time `wall_ms`.
     pub fn on_event(
         &mut self,
         store: &Store,
         batch: &mut Batch,
+        topic: &str,
         p: i32,
         ev: &Event,
         wall_ms: i64,
     ) -> Result<(), StateError> {
-        let topic = &ev.coordinates.topic;
         let c = self.clock.observe(topic, p, ev.event_time_ms, wall_ms);
         batch.clocks.insert((topic.to_string(), p), c);
         let Some(wfs) = self.by_type.get(&ev.event_type) else {

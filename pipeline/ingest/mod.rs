@@ -54,6 +54,9 @@ pub struct SourceIngest {
     pub dead_letter_topic: Option<String>,
     pub dead_letter_suffix: String,
     pub contract: Option<crate::contracts::Contract>,
+    /// Re-key this source's events into this internal topic instead of handing them to the
+    /// workflows directly (`repartition: true`).
+    pub repartition_topic: Option<String>,
 }
 
 impl SourceIngest {

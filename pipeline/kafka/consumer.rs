@@ -3,12 +3,15 @@
 //! dead-lettered, and stored offsets are committed on an interval and on every revoke, so a
 //! partition that moves never loses or repeats more than its uncommitted tail.
 
+use super::copartition::PartitionGroups;
 use crate::observe::events::{OffsetsCommitted, Rebalanced};
 use crate::observe::health::Health;
+use rdkafka::consumer::RebalanceProtocol;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +21,11 @@ pub struct PipelineContext {
     pub health: Arc<Health>,
     /// Exactly-once: restores newly assigned partitions' state before they are read.
     pub restore: Option<RestoreHook>,
+    /// Co-partitioned topics that follow their anchor's assignment.
+    pub groups: PartitionGroups,
+    /// Set on every revoke: records fetched before it may belong to partitions this instance
+    /// no longer owns, and must not be processed.
+    pub revoked: AtomicBool,
 }
 
 /// What the rebalance hook tells the engine about restores.
@@ -116,6 +124,45 @@ fn describe(tpl: &TopicPartitionList) -> String {
 }
 
 impl ConsumerContext for PipelineContext {
+    /// rdkafka's rebalance, with the assigned or revoked partitions expanded by their followers
+    /// (see `copartition.rs`): the hooks and the assignment both see the whole set.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let expanded = self.groups.expand(tpl);
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(&expanded),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(&expanded),
+            _ => Rebalance::Error(rdkafka::error::KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match (err, cooperative) {
+            (RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, true) => {
+                consumer.incremental_assign(&expanded)
+            }
+            (RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, false) => {
+                consumer.assign(&expanded)
+            }
+            (_, true) => consumer.incremental_unassign(&expanded),
+            (_, false) => consumer.unassign(),
+        };
+        if let Err(e) = result {
+            crate::observe::events::KafkaClientError {
+                kind: "rebalance",
+                error: &e.to_string(),
+            }
+            .emit();
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let (Some(hook), Rebalance::Assign(tpl)) = (&self.restore, rebalance) {
             hook.assign(tpl, &self.health);
@@ -124,6 +171,7 @@ impl ConsumerContext for PipelineContext {
             hook.revoke(tpl);
         }
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.revoked.store(true, Ordering::Release);
             // Hand over what is processed: commit the stored offsets before letting go.
             if tpl.count() > 0 {
                 let result = consumer.commit_consumer_state(CommitMode::Sync);
@@ -186,6 +234,7 @@ pub fn create_consumer(
     group_id: &str,
     health: Arc<Health>,
     restore: Option<RestoreHook>,
+    groups: PartitionGroups,
 ) -> KafkaResult<PipelineConsumer> {
     let mut c = base.clone();
     // The pipeline's own settings come first; user overrides in `base` are re-applied last.
@@ -200,5 +249,10 @@ pub fn create_consumer(
     for (k, v) in base.config_map() {
         c.set(k, v);
     }
-    c.create_with_context(PipelineContext { health, restore })
+    c.create_with_context(PipelineContext {
+        health,
+        restore,
+        groups,
+        revoked: AtomicBool::new(false),
+    })
 }

@@ -22,6 +22,7 @@ pub fn create_producer(base: &ClientConfig) -> KafkaResult<FutureProducer> {
 pub fn create_transactional_producer(
     base: &ClientConfig,
     transactional_id: &str,
+    transaction_timeout_ms: u64,
 ) -> KafkaResult<FutureProducer> {
     let mut c = base.clone();
     c.set("enable.idempotence", "true")
@@ -29,13 +30,17 @@ pub fn create_transactional_producer(
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .set("transactional.id", transactional_id)
-        .set("transaction.timeout.ms", "60000")
+        .set("transaction.timeout.ms", transaction_timeout_ms.to_string())
         // A transaction that starts while the coordinator still completes the previous one is
         // told CONCURRENT_TRANSACTIONS and retried after the backoff; librdkafka's 100 ms
         // default would add that to every commit (the Java client uses 20 ms for this case).
         .set("retry.backoff.ms", "5")
         .set("retry.backoff.max.ms", "100")
-        .set("message.timeout.ms", "55000");
+        // A record must be delivered (or fail) within its transaction's lifetime.
+        .set(
+            "message.timeout.ms",
+            transaction_timeout_ms.saturating_sub(500).to_string(),
+        );
     for (k, v) in base.config_map() {
         c.set(k, v);
     }

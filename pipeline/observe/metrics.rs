@@ -106,6 +106,7 @@ pub struct Metrics {
     pub restored_records: prometheus::IntCounter,
     pub transactions: IntCounterVec,
     pub transaction_commit: Histogram,
+    pub engine_restarts: prometheus::IntCounter,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -271,6 +272,14 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "sightline_transaction_commit_seconds",
         "Time to commit one transaction (send offsets and commit).",
         vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+    ),
+    engine_restarts: register(
+        "sightline_engine_restarts_total",
+        prometheus::IntCounter::new(
+            "sightline_engine_restarts_total",
+            "In-process engine restarts after an aborted Kafka transaction (e.g. a broker restart).",
+        )
+        .expect("valid metric"),
     ),
 }
 });

@@ -23,6 +23,12 @@ pub enum Output {
     Drift(SchemaDrift),
     Sla(SlaEvent),
     Lag(LagEvent),
+    /// An event re-keyed by its correlation key, for a repartition topic (engine/repartition.rs).
+    Rekeyed {
+        topic: String,
+        key: String,
+        value: Vec<u8>,
+    },
 }
 
 impl Output {
@@ -37,6 +43,7 @@ impl Output {
             Output::Drift(d) => d.topic.clone(),
             Output::Sla(s) => s.key.clone(),
             Output::Lag(l) => l.group.clone(),
+            Output::Rekeyed { key, .. } => key.clone(),
         }
     }
 }

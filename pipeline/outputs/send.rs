@@ -100,6 +100,7 @@ pub fn report(out: &Output, topic: &str) {
             outcome: s.outcome,
         }
         .emit(),
+        Output::Rekeyed { .. } => {}
         Output::Lag(l) => crate::observe::events::LagStatusChanged {
             group: &l.group,
             status: l.status,

@@ -29,6 +29,12 @@ pub struct SourceSpec {
     /// Dead-letter topic; default `<topic><outputs.dead_letter_suffix>`.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
+    /// The topic is not partitioned by the correlation key (keyed by something else, or with
+    /// another partition count): Sightline reads it, then re-keys its events by the correlation
+    /// key through the internal topic `<group_id>.repartition.<name>`, which is co-partitioned
+    /// with the workflow's other topics, and the workflows read them from there.
+    #[serde(default)]
+    pub repartition: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -116,6 +116,7 @@ impl Sim {
                 Output::Sla(s) => (format!("{:?}", s.outcome), s.sla_id.clone(), String::new()),
                 Output::Drift(d) => ("drift".into(), d.drift_id.clone(), String::new()),
                 Output::Lag(l) => ("lag".into(), l.event_id.clone(), String::new()),
+                Output::Rekeyed { key, .. } => ("rekeyed".into(), key.clone(), String::new()),
             })
             .collect()
     }
