@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,53 +85,6 @@ async fn sigkill_ten_times_loses_nothing_and_repeats_nothing() {
     }
     common::wait_caught_up(&run.setup.group, &run.topics, Duration::from_secs(900)).await;
 
-    let want = run.expected_alerts();
-    let alerts = common::read_topic(
-        &format!("{}.alerts", run.setup.out),
-        want.len(),
-        Duration::from_secs(600),
-    );
-    let got = common::alert_ids(&alerts);
-    let lost = want.iter().filter(|w| !got.contains(w)).count();
-    let mut dup = got.clone();
-    dup.dedup();
-    let duplicated = got.len() - dup.len();
-    let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).take(10).collect();
-    println!(
-        "chaos: alerts: {} expected, {} on the topic: {lost} lost, {duplicated} duplicated",
-        want.len(),
-        got.len()
-    );
-    assert!(
-        got == want,
-        "after {kills} SIGKILLs: {lost} lost, {duplicated} duplicated; unexpected {extra:?}"
-    );
-
-    let want_sla = run.expected_sla(orders);
-    let total: usize = want_sla.iter().map(|(_, n)| n).sum();
-    let sla = common::read_topic(
-        &format!("{}.sla", run.setup.out),
-        total,
-        Duration::from_secs(300),
-    );
-    let mut ids: Vec<String> = Vec::new();
-    let mut by_outcome = BTreeMap::<String, usize>::new();
-    for r in &sla {
-        let s: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-        *by_outcome
-            .entry(s["outcome"].as_str().unwrap().to_string())
-            .or_default() += 1;
-        ids.push(s["sla_id"].as_str().unwrap().to_string());
-    }
-    ids.sort();
-    let n = ids.len();
-    ids.dedup();
-    println!(
-        "chaos: SLA events: {total} expected, {n} on the topic: {} lost, {} duplicated",
-        total.saturating_sub(ids.len()),
-        n - ids.len()
-    );
-    assert_eq!(n, ids.len(), "duplicated SLA events");
-    assert_eq!(by_outcome.into_iter().collect::<Vec<_>>(), want_sla);
+    run.assert_exact_outputs(orders, &format!("chaos, after {kills} SIGKILLs"));
     sl.stop().await;
 }

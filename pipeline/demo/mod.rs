@@ -119,6 +119,8 @@ pub async fn run(
         mock.create_topic(t, 3, 1)
             .context("creating a demo topic")?;
     }
+    mock.create_topic(&engine::announce::topic(&cfg.kafka.group_id), 3, 1)
+        .context("creating the demo's announce topic")?;
     let changelog = engine::setup::changelog_spec(&cfg, 3);
     mock.create_topic(&changelog.name, changelog.partitions, 1)
         .context("creating the demo's state changelog")?;

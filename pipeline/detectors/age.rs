@@ -21,6 +21,7 @@ use crate::topology::monitor::{AgeMeasure, AgeSpec};
 /// Ages kept exactly per interval; beyond, a uniform reservoir of this size.
 const RESERVOIR: usize = 50_000;
 
+#[derive(Clone)]
 struct Monitor {
     spec: AgeSpec,
     tz: chrono_tz::Tz,
@@ -34,6 +35,7 @@ struct Monitor {
     rng: u64,
 }
 
+#[derive(Clone)]
 pub struct EventAge {
     monitors: Vec<Monitor>,
 }

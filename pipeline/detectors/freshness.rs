@@ -11,6 +11,7 @@ use crate::outputs::{AlertStatus, Output};
 use crate::topology::monitor::{parse_hours, FreshnessSpec};
 use chrono::{Datelike, TimeZone, Timelike};
 
+#[derive(Clone)]
 struct Monitor {
     spec: FreshnessSpec,
     tz: chrono_tz::Tz,
@@ -20,6 +21,7 @@ struct Monitor {
     firing: bool,
 }
 
+#[derive(Clone)]
 pub struct Freshness {
     monitors: Vec<Monitor>,
     /// Silence counts only once Sightline holds partitions to read from.

@@ -97,6 +97,11 @@ impl StreamClock {
         }
     }
 
+    /// Forgets every topic-partition's clock (before restoring them from the state store).
+    pub fn forget(&mut self) {
+        self.parts.clear();
+    }
+
     /// Restores a topic-partition's clock (from the state store).
     pub fn restore(&mut self, topic: &str, partition: i32, c: PartitionClock) {
         self.parts.insert((topic.to_string(), partition), c);

@@ -6,6 +6,7 @@
 //! failure (registry down) holds the partition's position and retries with backoff; it never
 //! dead-letters and never skips.
 
+pub mod announce;
 pub mod clock;
 pub mod commit;
 pub mod lag;
@@ -60,6 +61,8 @@ pub struct Engine {
     pub repartition_inputs: std::collections::HashSet<String>,
     /// `outputs.dead_letter_suffix`.
     pub dead_letter_suffix: String,
+    /// The internal topic drift outputs are claimed through, so one owner announces them once.
+    pub announce_topic: String,
     /// Client settings and a template for creating a pattern source's dead-letter topic when
     /// it is first needed; None where topics cannot be created (the demo's mock cluster).
     pub topic_template: Option<(rdkafka::ClientConfig, crate::kafka::admin::TopicSpec)>,
@@ -145,7 +148,10 @@ impl Engine {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
-                    Outcome::Restart(e) => { restart = Some(e); break }
+                    Outcome::Restart(e) => match self.rewind(&e).await {
+                        Ok(()) => {}
+                        Err(why) => { restart = Some(format!("{e}; {why}")); break }
+                    },
                 },
                 msg = consumer.recv() => match msg {
                     Ok(first) => {
@@ -190,6 +196,8 @@ impl Engine {
                             }
                         }
                         let mut batch = Batch::default();
+                        // The wall-clock monitors' state as of the last commit, for a rewind.
+                        let before = exactly_once.then(|| (self.freshness.clone(), self.age.clone()));
                         let mut outcome = self.begin();
                         for m in &msgs {
                             if !matches!(outcome, Outcome::Done) {
@@ -212,7 +220,15 @@ impl Engine {
                             }
                             Outcome::Shutdown => break,
                             Outcome::Fatal(e) => { fatal = Some(e); break }
-                            Outcome::Restart(e) => { restart = Some(e); break }
+                            Outcome::Restart(e) => {
+                                if let Some((freshness, age)) = before {
+                                    (self.freshness, self.age) = (freshness, age);
+                                }
+                                match self.rewind(&e).await {
+                                    Ok(()) => {}
+                                    Err(why) => { restart = Some(format!("{e}; {why}")); break }
+                                }
+                            }
                         }
                         METRICS.batch_handling.observe(started.elapsed().as_secs_f64());
                         METRICS.batch_records.observe(msgs.len() as f64);
@@ -225,6 +241,9 @@ impl Engine {
             self.commit(CommitMode::Sync);
         }
         if let Some(task) = lag_task {
+            if restart.is_some() {
+                task.abort();
+            }
             let _ = task.await;
         }
         if self.in_transaction {
@@ -244,6 +263,51 @@ impl Engine {
             (None, Some(e)) => Ok(Ended::Restart(e)),
             (None, None) => Ok(Ended::Shutdown),
         }
+    }
+
+    /// After an aborted transaction (a rebalance fenced its offsets, a broker went away): read
+    /// again from the last commit, with the in-memory state as of it. Local state was never
+    /// written past the commit, so it needs nothing. When this fails, the caller rebuilds the
+    /// engine instead.
+    async fn rewind(&mut self, why: &str) -> Result<(), String> {
+        tracing::warn!(reason = %why, "transaction aborted; reading again from the last commit");
+        let consumer = self.consumer.clone();
+        let positions = tokio::task::spawn_blocking(move || {
+            let assigned = consumer.assignment().map_err(|e| e.to_string())?;
+            if assigned.count() == 0 {
+                return Ok(assigned);
+            }
+            let committed = consumer
+                .committed_offsets(assigned, Duration::from_secs(30))
+                .map_err(|e| format!("reading the committed offsets: {e}"))?;
+            let mut seek = rdkafka::TopicPartitionList::new();
+            for e in committed.elements() {
+                let at = match e.offset() {
+                    rdkafka::Offset::Offset(o) => rdkafka::Offset::Offset(o),
+                    _ => rdkafka::Offset::Beginning,
+                };
+                seek.add_partition_offset(e.topic(), e.partition(), at)
+                    .map_err(|e| e.to_string())?;
+            }
+            let done = consumer
+                .seek_partitions(seek, Duration::from_secs(30))
+                .map_err(|e| format!("seeking to the committed offsets: {e}"))?;
+            if let Some(e) = done.elements().iter().find_map(|e| e.error().err()) {
+                return Err(format!("seeking to the committed offsets: {e}"));
+            }
+            Ok(done)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        self.workflows.clock.forget();
+        self.workflows
+            .restore_clocks(&self.store)
+            .map_err(|e| e.to_string())?;
+        self.drift = DriftDetector::restore(
+            &crate::state::drift_knowledge(&self.store).map_err(|e| e.to_string())?,
+        );
+        tracing::info!(partitions = positions.count(), "rewound to the last commit");
+        Ok(())
     }
 
     fn commit(&self, mode: CommitMode) {
@@ -272,6 +336,9 @@ impl Engine {
         let topic = msg.topic();
         if self.repartition_inputs.contains(topic) {
             return self.handle_rekeyed(msg, batch, shutdown).await;
+        }
+        if topic == self.announce_topic {
+            return self.handle_claim(msg, batch, shutdown).await;
         }
         let Some(source) = self.sources.get(topic) else {
             tracing::warn!(
@@ -390,14 +457,22 @@ impl Engine {
             }
             (None, None) => DriftOutcome::default(),
         };
-        // Drift events and the knowledge behind them commit with the batch.
-        batch.outputs.extend(outcome.outputs);
-        batch.extra_ops.extend(
-            outcome
-                .remember
-                .into_iter()
-                .map(|(k, v)| crate::state::Op::Put(crate::state::CF_SCHEMAS, k, v)),
-        );
+        // Drift events are claimed through the announce topic, whose owner emits each once;
+        // the claim and the knowledge behind it commit with the batch.
+        batch.outputs.extend(announce::claim(
+            &self.announce_topic,
+            topic,
+            outcome.outputs,
+        ));
+        batch
+            .extra_ops
+            .extend(outcome.remember.into_iter().map(|(k, v)| {
+                crate::state::Op::Put(
+                    crate::state::CF_SCHEMAS,
+                    crate::state::knowledge_key(rec.partition, &k),
+                    v,
+                )
+            }));
 
         EventMapped {
             topic,
@@ -460,32 +535,77 @@ impl Engine {
         match repartition::decode(msg.payload().unwrap_or_default()) {
             Ok(event) => self.to_workflows(batch, topic, msg.partition(), msg.offset(), &event),
             Err(e) => {
-                // Only Sightline writes here: something else wrote to an internal topic.
-                let headers: Vec<(&str, Option<&[u8]>)> = msg
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                    .unwrap_or_default();
-                let rec = RawRecord {
-                    topic,
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    timestamp_ms: msg.timestamp().to_millis(),
-                    key: msg.key(),
-                    value: msg.payload(),
-                    headers: &headers,
-                };
-                let dlq = format!("{topic}{}", self.dead_letter_suffix);
-                self.dead_letter_to(
-                    dlq,
-                    &rec,
-                    &headers,
-                    crate::deadletter::ErrorClass::InvalidJson,
-                    format!("not a re-keyed event (only Sightline writes repartition topics): {e}"),
-                    shutdown,
-                )
-                .await
+                self.internal_dead_letter(msg, format!("not a re-keyed event: {e}"), shutdown)
+                    .await
             }
         }
+    }
+
+    /// A claim from the announce topic: its outputs are emitted unless already announced.
+    async fn handle_claim(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        batch: &mut Batch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        RecordConsumed { topic: msg.topic() }.emit();
+        let outputs = match announce::decode(msg.payload().unwrap_or_default()) {
+            Ok(o) => o,
+            Err(e) => {
+                return self
+                    .internal_dead_letter(msg, format!("not a claim: {e}"), shutdown)
+                    .await
+            }
+        };
+        for out in outputs {
+            let k = announce::announced_key(msg.partition(), &out);
+            let staged = batch.extra_ops.iter().any(
+                |op| matches!(op, crate::state::Op::Put(cf, key, _) if *cf == crate::state::CF_META && *key == k),
+            );
+            let known = match self.store.get(crate::state::CF_META, &k) {
+                Ok(v) => v.is_some(),
+                Err(e) => return Outcome::Fatal(e.to_string()),
+            };
+            if !staged && !known {
+                batch.extra_ops.push(announce::remember(k));
+                batch.outputs.push(out);
+            }
+        }
+        Outcome::Done
+    }
+
+    /// A record on an internal topic that Sightline did not write (only it writes there):
+    /// dead-lettered to `<topic><suffix>`, so nothing is lost and nothing stalls.
+    async fn internal_dead_letter(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        error: String,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let topic = msg.topic();
+        let headers: Vec<(&str, Option<&[u8]>)> = msg
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
+        let rec = RawRecord {
+            topic,
+            partition: msg.partition(),
+            offset: msg.offset(),
+            timestamp_ms: msg.timestamp().to_millis(),
+            key: msg.key(),
+            value: msg.payload(),
+            headers: &headers,
+        };
+        let dlq = format!("{topic}{}", self.dead_letter_suffix);
+        self.dead_letter_to(
+            dlq,
+            &rec,
+            &headers,
+            crate::deadletter::ErrorClass::InvalidJson,
+            format!("{error} (only Sightline writes its internal topic {topic})"),
+            shutdown,
+        )
+        .await
     }
 
     /// Assigned partitions that have delivered nothing hold the stream clock back, unless they
@@ -541,12 +661,24 @@ impl Engine {
         }));
     }
 
+    /// Whether `topic`'s partition clocks take part in the stream clock: not the announce
+    /// topic, nor a source re-keyed through a repartition topic (that topic takes part instead).
+    fn feeds_clock(&self, topic: &str) -> bool {
+        topic != self.announce_topic
+            && !self
+                .sources
+                .get(topic)
+                .is_some_and(|s| s.repartition_topic.is_some())
+    }
+
     /// Fires the timers that are due on the stream clock.
     async fn fire_timers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
         if let Ok(tpl) = self.consumer.assignment() {
+            // Topics whose events reach the workflows on the partition they were read from.
             let assignment: Vec<(String, i32)> = tpl
                 .elements()
                 .iter()
+                .filter(|e| self.feeds_clock(e.topic()))
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
             let now = chrono::Utc::now().timestamp_millis();

@@ -269,10 +269,20 @@ pub async fn build(
         }
         co_partitioned.push(set);
     }
+    // Drift claims follow the workflows' partitions too (any one set: they all merge).
+    let announce_topic = super::announce::topic(&cfg.kafka.group_id);
+    if let Some(first) = co_partitioned.first_mut() {
+        first.push(announce_topic.clone());
+    }
     let mut repartition_topics: Vec<String> = repartition_inputs.iter().cloned().collect();
     repartition_topics.sort();
-    if opts.create_topics && !repartition_topics.is_empty() {
-        let specs: Vec<TopicSpec> = repartition_topics
+    let internal_topics: Vec<String> = repartition_topics
+        .iter()
+        .cloned()
+        .chain([announce_topic.clone()])
+        .collect();
+    if opts.create_topics {
+        let specs: Vec<TopicSpec> = internal_topics
             .iter()
             .map(|name| TopicSpec {
                 name: name.clone(),
@@ -282,13 +292,13 @@ pub async fn build(
             })
             .collect();
         ensure_topics(&base, &specs).await?;
-        for name in &repartition_topics {
+        for name in &internal_topics {
             let have = topic_partitions(&base, name).await;
-            if have.is_some_and(|n| n != workflow_partitions) {
+            if has_workflows && have.is_some_and(|n| n != workflow_partitions) {
                 anyhow::bail!(
-                    "the repartition topic `{name}` has {} partitions, but the workflows' topics have {workflow_partitions}: \
-                     re-keyed events would land on the wrong partition number. Delete `{name}` (it is internal; \
-                     stop Sightline first) and start again, and Sightline recreates it.",
+                    "the internal topic `{name}` has {} partitions, but the workflows' topics have {workflow_partitions}: \
+                     its records would land on the wrong partition number. Delete `{name}` (stop Sightline \
+                     first) and start again, and Sightline recreates it.",
                     have.unwrap_or(0)
                 );
             }
@@ -298,7 +308,7 @@ pub async fn build(
     // Followers are assigned with their anchor, never on their own; every input is watched for lag.
     let all_inputs: Vec<String> = {
         let mut v = sources.subscription();
-        v.extend(repartition_topics.iter().cloned());
+        v.extend(internal_topics.iter().cloned());
         v.sort();
         v
     };
@@ -383,7 +393,7 @@ pub async fn build(
         .subscribe(&topics)
         .context("subscribing to the source topics")?;
     tracing::info!(topics = %topics.join(","), group = %cfg.kafka.group_id, "subscribed");
-    let drift = DriftDetector::restore(&store.scan_prefix(crate::state::CF_SCHEMAS, b"")?);
+    let drift = DriftDetector::restore(&crate::state::drift_knowledge(&store)?);
     let mut compiled = Vec::new();
     for t in topologies {
         for w in &t.workflows {
@@ -404,6 +414,7 @@ pub async fn build(
         sources,
         repartition_inputs,
         dead_letter_suffix: cfg.outputs.dead_letter_suffix.clone(),
+        announce_topic,
         topic_template: opts
             .create_topics
             .then(|| (base.clone(), output_topics(cfg, &[]).remove(0))),

@@ -53,8 +53,11 @@ pub fn partition_of(cf: &str, key: &[u8]) -> i32 {
             .unwrap_or(0)
     };
     match cf {
-        CF_INSTANCES | CF_TIMERS => at(0),
+        CF_INSTANCES | CF_TIMERS | CF_SCHEMAS => at(0),
         CF_META if key.starts_with(b"clock/") => at(6),
+        CF_META if key.starts_with(crate::engine::announce::PREFIX) => {
+            at(crate::engine::announce::PREFIX.len())
+        }
         _ => 0,
     }
 }
@@ -272,8 +275,13 @@ mod tests {
         assert_eq!((p, v), (3, None));
         assert_eq!(op(&k, None), Some(del));
         assert_eq!(
-            record(&Op::Put(CF_SCHEMAS, b"avro/t/1".to_vec(), vec![])).0,
-            0
+            record(&Op::Put(
+                CF_SCHEMAS,
+                crate::state::knowledge_key(5, b"avro/t/1"),
+                vec![]
+            ))
+            .0,
+            5
         );
     }
 }

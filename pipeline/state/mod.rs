@@ -2,14 +2,35 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `schemas` | `avro/<topic>/<schema id BE u32>`, `avro-last/<topic>`, `json/<topic>/<field>/<kind>` | what drift detection knows |
+//! | `schemas` | `<partition BE u32>` · `avro/<topic>/<schema id BE u32>`, `avro-last/<topic>`, `json/<topic>/<field>/<kind>` | what drift detection knows, filed under the input partition that taught it |
 //! | `instances` | `<partition BE u32><correlation key>` | workflow instance state (workflow stage) |
 //! | `timers` | `<partition BE u32><due ms BE u64><key>` | deadlines, a range scan in due order |
-//! | `meta` | `changelog/<partition BE u32>`, `clock/<partition><topic>` | next changelog offset local state includes; stream clocks |
+//! | `meta` | `changelog/<partition BE u32>`, `clock/<partition><topic>`, `announced/<partition><id>` | next changelog offset local state includes; stream clocks; drift outputs announced |
+//!
+//! Every key carries the input partition that owns it, and its changelog record goes to that
+//! partition: only the owner of a partition writes its changelog, which is what makes a
+//! partition's checkpoint mean "everything up to here is applied".
 //!
 //! The engine is the only writer; detectors hand it what to remember.
 
 pub mod changelog;
+
+/// The key drift knowledge `key` learnt from input partition `partition` is stored under.
+pub fn knowledge_key(partition: i32, key: &[u8]) -> Vec<u8> {
+    let mut k = (partition as u32).to_be_bytes().to_vec();
+    k.extend_from_slice(key);
+    k
+}
+
+/// Everything drift detection knows, with the partition prefixes removed.
+pub fn drift_knowledge(store: &Store) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    Ok(store
+        .scan_prefix(CF_SCHEMAS, b"")?
+        .into_iter()
+        .filter(|(k, _)| k.len() > 4)
+        .map(|(k, v)| (k[4..].to_vec(), v))
+        .collect())
+}
 
 use std::path::Path;
 use thiserror::Error;

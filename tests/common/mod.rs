@@ -87,6 +87,8 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
 /// A record read back from a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
+    /// The record's timestamp, epoch ms.
+    pub timestamp_ms: Option<i64>,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -127,6 +129,7 @@ pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<Read> {
         }
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             out.push(Read {
+                timestamp_ms: m.timestamp().to_millis(),
                 partition: m.partition(),
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
@@ -503,6 +506,39 @@ pub fn caught_up(group: &str, topics: &[String]) -> bool {
     })
 }
 
+/// The partitions of `topics` that consumer group `group` has not committed to their end.
+pub fn behind(group: &str, topics: &[String]) -> Vec<(String, i32)> {
+    use rdkafka::consumer::Consumer;
+    let c: BaseConsumer = client().set("group.id", group).create().expect("client");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for t in topics {
+        let md = c
+            .fetch_metadata(Some(t), Duration::from_secs(5))
+            .expect("metadata");
+        for p in md.topics()[0].partitions() {
+            let (_, high) = c
+                .fetch_watermarks(t, p.id(), Duration::from_secs(5))
+                .expect("watermarks");
+            tpl.add_partition(t, p.id());
+            ends.push((t.clone(), p.id(), high));
+        }
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    ends.into_iter()
+        .filter(|(t, p, high)| {
+            *high > 0
+                && !committed
+                    .find_partition(t, *p)
+                    .and_then(|e| e.offset().to_raw())
+                    .is_some_and(|o| o >= *high)
+        })
+        .map(|(t, p, _)| (t, p))
+        .collect()
+}
+
 /// Waits until consumer group `group` has committed every partition of `topics` up to its end.
 pub async fn wait_caught_up(group: &str, topics: &[String], timeout: Duration) {
     wait_for(
@@ -625,6 +661,97 @@ impl OrderToCash {
             ("STEP_LATE".into(), n("late_shipment") + n("late_invoice")),
         ]
     }
+}
+
+impl OrderToCash {
+    /// Reads the alert and SLA topics (read_committed) and asserts they hold exactly the
+    /// expected records, printing both counts (lost, duplicated). Returns the alerts read.
+    pub fn assert_exact_outputs(&self, orders: usize, label: &str) -> Vec<Read> {
+        let want = self.expected_alerts();
+        let alerts = read_topic(
+            &format!("{}.alerts", self.setup.out),
+            want.len(),
+            Duration::from_secs(600),
+        );
+        let got = alert_ids(&alerts);
+        let lost = want.iter().filter(|w| !got.contains(w)).count();
+        let mut dup = got.clone();
+        dup.dedup();
+        let duplicated = got.len() - dup.len();
+        let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).take(10).collect();
+        println!(
+            "{label}: alerts: {} expected, {} on the topic: {lost} lost, {duplicated} duplicated",
+            want.len(),
+            got.len()
+        );
+        assert!(
+            got == want,
+            "{label}: {lost} lost, {duplicated} duplicated; unexpected {extra:?}"
+        );
+
+        let want_sla = self.expected_sla(orders);
+        let total: usize = want_sla.iter().map(|(_, n)| n).sum();
+        let sla = read_topic(
+            &format!("{}.sla", self.setup.out),
+            total,
+            Duration::from_secs(300),
+        );
+        let mut ids: Vec<String> = Vec::new();
+        let mut by_outcome = std::collections::BTreeMap::<String, usize>::new();
+        for r in &sla {
+            let s: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            *by_outcome
+                .entry(s["outcome"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            ids.push(s["sla_id"].as_str().unwrap().to_string());
+        }
+        ids.sort();
+        let n = ids.len();
+        ids.dedup();
+        println!(
+            "{label}: SLA events: {total} expected, {n} on the topic: {} lost, {} duplicated",
+            total.saturating_sub(ids.len()),
+            n - ids.len()
+        );
+        assert_eq!(n, ids.len(), "{label}: duplicated SLA events");
+        assert_eq!(
+            by_outcome.into_iter().collect::<Vec<_>>(),
+            want_sla,
+            "{label}"
+        );
+        alerts
+    }
+}
+
+/// Partition numbers of `topic` a Sightline log says the instance holds at its end (assigns
+/// minus revokes, in order).
+pub fn held_partitions(log: &std::path::Path, topic: &str) -> std::collections::BTreeSet<i32> {
+    let mut held = std::collections::BTreeSet::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["message"] != "consumer group rebalance" {
+            continue;
+        }
+        let parts = v["partitions"].as_str().unwrap_or_default();
+        for tp in parts.split(',') {
+            let Some(p) = tp
+                .strip_prefix(topic)
+                .and_then(|r| r.strip_prefix('['))
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|r| r.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            match v["kind"].as_str() {
+                Some("assign") => held.insert(p),
+                Some("revoke") => held.remove(&p),
+                _ => false,
+            };
+        }
+    }
+    held
 }
 
 /// (dedupe id, status) of the records on an alert topic, sorted.

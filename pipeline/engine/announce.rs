@@ -1,0 +1,76 @@
+//! Announcing once across instances. Schema drift is news about a *topic*, but with several
+//! instances each reads only some of its partitions, and each would announce the same new
+//! writer schema or violation kind. So an instance does not emit drift outputs itself: it
+//! writes them, keyed by the topic they are about, to the internal topic `<group_id>.announce`
+//! (in its transaction, like any output). That topic is co-partitioned and follows the
+//! workflows' anchor, so exactly one instance owns each of its partitions; the owner emits an
+//! output the first time it sees its id and remembers the id in its changelogged state (`meta`,
+//! `announced/` · partition · id), so later claims of the same news, from any instance or
+//! from a restart, are dropped.
+
+use crate::outputs::{Alert, Output, SchemaDrift};
+use crate::state::{Op, CF_META};
+use serde::{Deserialize, Serialize};
+
+/// Key prefix of an announced id in the `meta` column family.
+pub const PREFIX: &[u8] = b"announced/";
+
+/// The internal topic claims go through.
+pub fn topic(group_id: &str) -> String {
+    format!("{group_id}.announce")
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+enum Claimed {
+    Alert(Alert),
+    Drift(SchemaDrift),
+}
+
+/// The claim record for `outputs` (drift events and alerts) about `about_topic`; None when
+/// there is nothing to claim.
+pub fn claim(announce_topic: &str, about_topic: &str, outputs: Vec<Output>) -> Option<Output> {
+    let claimed: Vec<Claimed> = outputs
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Alert(a) => Some(Claimed::Alert(a)),
+            Output::Drift(d) => Some(Claimed::Drift(d)),
+            _ => None,
+        })
+        .collect();
+    (!claimed.is_empty()).then(|| Output::Rekeyed {
+        topic: announce_topic.to_string(),
+        key: about_topic.to_string(),
+        value: serde_json::to_vec(&claimed).expect("outputs serialise"),
+    })
+}
+
+/// The outputs a claim record carries.
+pub fn decode(value: &[u8]) -> Result<Vec<Output>, String> {
+    let claimed: Vec<Claimed> = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+    Ok(claimed
+        .into_iter()
+        .map(|c| match c {
+            Claimed::Alert(a) => Output::Alert(a),
+            Claimed::Drift(d) => Output::Drift(d),
+        })
+        .collect())
+}
+
+/// The state key that records `out` as announced by the owner of `partition`.
+pub fn announced_key(partition: i32, out: &Output) -> Vec<u8> {
+    let id = match out {
+        Output::Alert(a) => format!("alert/{}/{:?}", a.dedupe_id, a.status),
+        Output::Drift(d) => format!("drift/{}", d.drift_id),
+        other => format!("other/{}", other.key()),
+    };
+    let mut k = PREFIX.to_vec();
+    k.extend_from_slice(&(partition as u32).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The write that remembers an announcement.
+pub fn remember(key: Vec<u8>) -> Op {
+    Op::Put(CF_META, key, Vec::new())
+}

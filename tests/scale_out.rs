@@ -1,0 +1,116 @@
+//! Scale-out on the real broker: two instances in one consumer group share order-to-cash (four
+//! co-partitioned topics, 6 partitions each; each instance holds whole partition numbers across
+//! the four). One instance is killed with SIGKILL while both process. The survivor takes over its
+//! partitions, restores their state (instances and pending timers) from the changelog, fires
+//! their deadlines, and the alert and SLA topics still hold exactly the expected records.
+
+mod common;
+
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_partitions_and_deadlines_move_to_the_survivor_exactly_once() {
+    common::require_kafka();
+    let orders = 30_000;
+    let run = common::OrderToCash::new(orders, 31).await;
+    let orders_topic = run.topic(sightline::demo::generator::ORDERS);
+
+    // Instance b: the same group, its own state dir, HTTP port and instance id.
+    let text = std::fs::read_to_string(run.setup.config()).unwrap();
+    let with_id = |id: &str| {
+        text.replace(
+            "commit_interval_ms = 100\n",
+            &format!("commit_interval_ms = 100\ninstance_id = \"{id}\"\n"),
+        )
+    };
+    std::fs::write(run.setup.config(), with_id("a")).unwrap();
+    let port_b = common::free_port();
+    let config_b = run.setup.dir.join("sightline-b.toml");
+    std::fs::write(
+        &config_b,
+        with_id("b")
+            .replace(
+                &format!("127.0.0.1:{}", run.setup.port),
+                &format!("127.0.0.1:{port_b}"),
+            )
+            .replace("dir = \"state\"", "dir = \"state-b\""),
+    )
+    .unwrap();
+    let (log_a, log_b) = (run.setup.log(), run.setup.dir.join("sightline-b.log"));
+
+    let mut a = common::Sightline::spawn(&run.setup.config(), &log_a, run.setup.port);
+    let b = common::Sightline::spawn(&config_b, &log_b, port_b);
+    // Both hold partitions and both are reading.
+    let consumed = format!("sightline_records_consumed_total{{topic=\"{orders_topic}\"}}");
+    common::wait_for(
+        "both instances to read",
+        Duration::from_secs(180),
+        async || {
+            let (held_a, held_b) = (
+                common::held_partitions(&log_a, &orders_topic),
+                common::held_partitions(&log_b, &orders_topic),
+            );
+            (!held_a.is_empty()
+                && !held_b.is_empty()
+                && held_a.len() + held_b.len() == 6
+                && a.metric(&consumed).await > 0
+                && b.metric(&consumed).await > 0)
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let held_a = common::held_partitions(&log_a, &orders_topic);
+    let behind = common::behind(&run.setup.group, &run.topics);
+    a.child.kill().expect("SIGKILL");
+    a.child.wait().unwrap();
+    let killed_at = chrono::Utc::now().timestamp_millis();
+    let unfinished: Vec<i32> = held_a
+        .iter()
+        .copied()
+        .filter(|p| behind.iter().any(|(_, q)| q == p))
+        .collect();
+    println!(
+        "scale-out: killed instance a holding partitions {held_a:?}; {} of them had unread input: {unfinished:?}",
+        unfinished.len()
+    );
+    assert!(
+        !unfinished.is_empty(),
+        "instance a had finished its partitions before the kill; the test proves nothing"
+    );
+
+    common::wait_caught_up(&run.setup.group, &run.topics, Duration::from_secs(900)).await;
+    let held_b = common::held_partitions(&log_b, &orders_topic);
+    assert_eq!(
+        held_b,
+        (0..6).collect(),
+        "the survivor holds every partition"
+    );
+    let alerts = run.assert_exact_outputs(orders, "scale-out");
+
+    // Deadlines of the killed instance's partitions fired on the survivor: alerts about
+    // instances on those partitions, written after the kill.
+    let moved = alerts
+        .iter()
+        .filter(|r| r.timestamp_ms.is_some_and(|t| t > killed_at))
+        .filter(|r| {
+            let a: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            a["lineage"][0]["partition"]
+                .as_i64()
+                .is_some_and(|p| unfinished.contains(&(p as i32)))
+        })
+        .count();
+    println!("scale-out: {moved} alerts about instance a's partitions came from the survivor after the kill");
+    assert!(
+        moved > 0,
+        "no alert of a's partitions fired on the survivor"
+    );
+    let restored = std::fs::read_to_string(&log_b)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("restor"))
+        .count();
+    assert!(restored > 0, "the survivor logged no restore");
+    b.stop().await;
+}
