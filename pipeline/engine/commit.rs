@@ -143,6 +143,17 @@ impl Engine {
         let producer = self.producer.clone();
         let metadata = self.consumer.group_metadata();
         let produced_in = started.elapsed();
+        let sent: Vec<((String, i32), i64)> = offsets
+            .as_ref()
+            .map(|t| {
+                t.elements()
+                    .iter()
+                    .filter_map(|e| {
+                        Some(((e.topic().to_string(), e.partition()), e.offset().to_raw()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let committed = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             if let Some(tpl) = offsets.filter(|t| t.count() > 0) {
@@ -169,6 +180,7 @@ impl Engine {
             return self.abort(e).await;
         }
         self.in_transaction = false;
+        self.committed_at.extend(sent);
         TransactionEnded {
             result: "committed",
             seconds: started.elapsed().as_secs_f64(),

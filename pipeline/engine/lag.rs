@@ -331,6 +331,20 @@ impl LagPoller {
     /// One poll: sample, read, evaluate. Blocking.
     pub fn poll_once(&mut self, now: i64) -> Vec<LagEvent> {
         let started = Instant::now();
+        // Group-offset requests go through the group coordinator; librdkafka 2.12 can abort
+        // (an enq_once assertion) when such a request times out while no broker is up and the
+        // coordinator answers later. So no request starts while the cluster is unreachable.
+        if let Err(e) = self.client.fetch_metadata(
+            self.known_topics.first().map(String::as_str),
+            Duration::from_secs(2),
+        ) {
+            KafkaClientError {
+                kind: "lag_poll",
+                error: &format!("cluster unreachable, lag poll skipped: {e}"),
+            }
+            .emit();
+            return Vec::new();
+        }
         let mut committed: BTreeMap<String, Committed> = BTreeMap::new();
         let mut named: Option<Vec<Tp>> = None;
         for group in self.watched() {

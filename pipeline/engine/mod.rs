@@ -59,8 +59,13 @@ pub struct Engine {
     pub sources: sources::Sources,
     /// Internal repartition topics the workflows read re-keyed events from.
     pub repartition_inputs: std::collections::HashSet<String>,
+    /// Repartition topic -> the source topic it is fed from (exact topics only).
+    pub repartition_feeds: std::collections::HashMap<String, String>,
     /// `outputs.dead_letter_suffix`.
     pub dead_letter_suffix: String,
+    /// Exactly-once: the input offsets last committed, per partition (to commit the position
+    /// past a transaction marker that follows them).
+    pub committed_at: std::collections::HashMap<(String, i32), i64>,
     /// The internal topic drift outputs are claimed through, so one owner announces them once.
     pub announce_topic: String,
     /// Client settings and a template for creating a pattern source's dead-letter topic when
@@ -634,6 +639,7 @@ impl Engine {
         }
         self.last_idle_check = Instant::now();
         let consumer = self.consumer.clone();
+        let feeds = self.repartition_feeds.clone();
         self.idle_check = Some(tokio::task::spawn_blocking(move || {
             let mut tpl = rdkafka::TopicPartitionList::new();
             for (t, p) in &waiting {
@@ -641,7 +647,19 @@ impl Engine {
             }
             let committed = consumer.committed_offsets(tpl, Duration::from_secs(2)).ok();
             let (mut idle, mut backlogged) = (Vec::new(), Vec::new());
+            // An empty repartition partition is not idle while the group has not read its
+            // source to the end (on any instance): re-keyed events are still on their way.
+            let mut source_behind: std::collections::HashMap<String, bool> = Default::default();
             for (t, p) in waiting {
+                if let Some(source) = feeds.get(&t) {
+                    let behind = *source_behind
+                        .entry(source.clone())
+                        .or_insert_with(|| group_behind(&consumer, source));
+                    if behind {
+                        backlogged.push((t, p));
+                        continue;
+                    }
+                }
                 let Ok((low, high)) = consumer.fetch_watermarks(&t, p, Duration::from_secs(2))
                 else {
                     continue;
@@ -661,6 +679,34 @@ impl Engine {
         }));
     }
 
+    /// Exactly-once: partitions whose position moved past their last commit without a record
+    /// (a transaction marker on a transactional input, such as a repartition topic). Committing
+    /// the position keeps the group's lag at 0 once everything is read.
+    fn trailing_positions(&self) -> Option<rdkafka::TopicPartitionList> {
+        if self.guarantee != crate::config::Guarantee::ExactlyOnce || self.committed_at.is_empty() {
+            return None;
+        }
+        let positions = self.consumer.position().ok()?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for e in positions.elements() {
+            let (Some(pos), Some(&at)) = (
+                e.offset().to_raw(),
+                self.committed_at
+                    .get(&(e.topic().to_string(), e.partition())),
+            ) else {
+                continue;
+            };
+            if pos > at {
+                let _ = tpl.add_partition_offset(
+                    e.topic(),
+                    e.partition(),
+                    rdkafka::Offset::Offset(pos),
+                );
+            }
+        }
+        (tpl.count() > 0).then_some(tpl)
+    }
+
     /// Whether `topic`'s partition clocks take part in the stream clock: not the announce
     /// topic, nor a source re-keyed through a repartition topic (that topic takes part instead).
     fn feeds_clock(&self, topic: &str) -> bool {
@@ -673,6 +719,15 @@ impl Engine {
 
     /// Fires the timers that are due on the stream clock.
     async fn fire_timers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        if let Some(tpl) = self.trailing_positions() {
+            match self
+                .commit_batch(Batch::default(), Some(tpl), shutdown)
+                .await
+            {
+                Outcome::Done => {}
+                other => return other,
+            }
+        }
         if let Ok(tpl) = self.consumer.assignment() {
             // Topics whose events reach the workflows on the partition they were read from.
             let assignment: Vec<(String, i32)> = tpl
@@ -788,4 +843,33 @@ impl Engine {
             Outcome::Shutdown
         }
     }
+}
+
+/// Whether the consumer's group has not committed some partition of `topic` to its end (or
+/// the broker could not say: then it counts as behind, which only delays deadlines).
+fn group_behind(consumer: &PipelineConsumer, topic: &str) -> bool {
+    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) else {
+        return true;
+    };
+    let Some(t) = md.topics().first() else {
+        return true;
+    };
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(2)) else {
+        return true;
+    };
+    t.partitions().iter().any(|p| {
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(2))
+        else {
+            return true;
+        };
+        let at = committed
+            .find_partition(topic, p.id())
+            .and_then(|e| e.offset().to_raw())
+            .unwrap_or(low);
+        at < high
+    })
 }

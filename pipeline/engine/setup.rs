@@ -255,6 +255,7 @@ pub async fn build(
         .find_map(|s| partitions.get(&s.topic).copied())
         .unwrap_or(cfg.kafka.topics.partitions);
     let mut repartition_inputs = std::collections::HashSet::new();
+    let mut repartition_feeds = std::collections::HashMap::new();
     let mut co_partitioned = Vec::new();
     for t in topologies.iter().filter(|t| !t.workflows.is_empty()) {
         let mut set = Vec::new();
@@ -262,6 +263,9 @@ pub async fn build(
             if s.repartition {
                 let topic = super::repartition::topic(&cfg.kafka.group_id, &s.name);
                 repartition_inputs.insert(topic.clone());
+                if s.topic_pattern().is_none() {
+                    repartition_feeds.insert(topic.clone(), s.topic.clone());
+                }
                 set.push(topic);
             } else if s.topic_pattern().is_none() {
                 set.push(s.topic.clone());
@@ -413,6 +417,8 @@ pub async fn build(
         producer,
         sources,
         repartition_inputs,
+        repartition_feeds,
+        committed_at: Default::default(),
         dead_letter_suffix: cfg.outputs.dead_letter_suffix.clone(),
         announce_topic,
         topic_template: opts
