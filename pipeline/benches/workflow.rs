@@ -7,10 +7,13 @@
 //! 2. With those instances open, probe instances whose deadline is 2 s away are started, one
 //!    every 5 ms, and never completed: the time from each deadline to its alert's timestamp on
 //!    the alert topic (wall-clock mode), p50 and p99.
+//! 3. Restore: the instance is killed, its state directory wiped, and it is started again; the
+//!    time to restore every open instance from the changelog.
+//! 4. Transactions off: a second group reads the same orders with
+//!    `processing_guarantee = at_least_once`, at the same (default) commit interval.
 //!
 //!     cargo bench --bench workflow
 //!     SIGHTLINE_BENCH_ORDERS=200000 cargo bench --bench workflow
-//!     SIGHTLINE_BENCH_GUARANTEE=at_least_once cargo bench --bench workflow   # transactions off
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -158,12 +161,126 @@ async fn main() {
     let ceiling = n as f64 / started.unwrap().elapsed().as_secs_f64();
     drop(c);
 
-    // Sightline on the same data.
-    let guarantee =
-        std::env::var("SIGHTLINE_BENCH_GUARANTEE").unwrap_or_else(|_| "exactly_once".into());
-    println!("processing guarantee: {guarantee} (SIGHTLINE_BENCH_GUARANTEE)");
+    // Sightline on the same data, exactly once (the default).
     let dir = std::env::temp_dir().join(format!("sightline-bench-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, port) = start(
+        &dir,
+        &format!("bench-{id}"),
+        "exactly_once",
+        &orders,
+        &probes,
+        &out,
+    );
+    let pid = child.id();
+    let events = format!(
+        "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{orders}\"}}"
+    );
+    let (rate, cpu) = measure(port, pid, &events, n);
+    std::thread::sleep(Duration::from_secs(2)); // let RocksDB settle its memtables before measuring
+    let rss_peak = proc_kib(pid, "VmHWM:");
+    let rss_now = proc_kib(pid, "VmRSS:");
+    let disk = dir_bytes(&dir.join("state"));
+    let per_m = 1_000_000.0 / n as f64;
+    let lat = probe_latencies(&probes, &out, &id).await;
+
+    // Restore: lose the disk, start again, time the restore of every open instance.
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(dir.join("state")).unwrap();
+    let t = Instant::now();
+    let (mut child, port) = start(
+        &dir,
+        &format!("bench-{id}"),
+        "exactly_once",
+        &orders,
+        &probes,
+        &out,
+    );
+    while metric(port, "sightline_state_restoring") != 0
+        || metric(port, "sightline_state_restored_records_total") == 0
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            t.elapsed() < Duration::from_secs(1800),
+            "restore did not finish"
+        );
+    }
+    let restore_wall = t.elapsed().as_secs_f64();
+    let restored = metric(port, "sightline_state_restored_records_total");
+    let restore_ms = std::fs::read_to_string(dir.join("sightline.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "state restored from the changelog")
+        .filter_map(|v| v["millis"].as_u64())
+        .sum::<u64>();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Transactions off: another group, the same orders, at-least-once.
+    let dir_alo = std::env::temp_dir().join(format!("sightline-bench-{id}-alo"));
+    let (mut child, port) = start(
+        &dir_alo,
+        &format!("bench-{id}-alo"),
+        "at_least_once",
+        &orders,
+        &probes,
+        &format!("{out}-alo"),
+    );
+    let (rate_alo, cpu_alo) = measure(port, child.id(), &events, n);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| raw-consume ceiling (same topic, same run) | {ceiling:.0} events/s |");
+    println!("| Sightline, exactly once (transactions on), {n} orders into RocksDB | {rate:.0} events/s ({:.0}% of the ceiling) |", 100.0 * rate / ceiling);
+    println!("| Sightline, at least once (transactions off), same orders | {rate_alo:.0} events/s ({:.0}% of the ceiling) |", 100.0 * rate_alo / ceiling);
+    println!(
+        "| CPU per million events, transactions on / off | {:.1} s / {:.1} s |",
+        cpu * per_m,
+        cpu_alo * per_m
+    );
+    println!(
+        "| peak RSS with {n} open instances | {:.0} MiB ({:.0} MiB now) |",
+        rss_peak as f64 / 1024.0,
+        rss_now as f64 / 1024.0
+    );
+    println!(
+        "| state on disk per million open instances | {:.0} MiB |",
+        disk as f64 * per_m / 1_048_576.0
+    );
+    println!(
+        "| changelog restore into an empty state dir, {n} open instances | {:.1} s ({restored} changelog records; {:.1} s from process start to ready) |",
+        restore_ms as f64 / 1000.0,
+        restore_wall
+    );
+    if lat.is_empty() {
+        println!("| deadline to alert | no probe alert arrived |");
+    } else {
+        println!(
+            "| deadline to alert on the topic, wall-clock mode, {} probes | p50 {:.3} s, p99 {:.3} s, max {:.3} s |",
+            lat.len(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat[lat.len() - 1]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir_alo);
+}
+
+/// Writes a config for `group` in `dir` and starts `sightline run` on it: (child, HTTP port).
+fn start(
+    dir: &std::path::Path,
+    group: &str,
+    guarantee: &str,
+    orders: &str,
+    probes: &str,
+    out: &str,
+) -> (std::process::Child, u16) {
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("topology.yaml"),
         format!(
@@ -182,28 +299,33 @@ async fn main() {
     std::fs::write(
         dir.join("sightline.toml"),
         format!(
-            "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"bench-{id}\"\nprocessing_guarantee = \"{guarantee}\"\n[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
+            "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"{group}\"\nprocessing_guarantee = \"{guarantee}\"\n[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
              [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
              [topologies]\npaths = [\"topology.yaml\"]\n[engine]\ntime = \"wall\"\ntimer_tick_ms = 50\n"
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join("sightline.log")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("sightline.log"))
+        .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args(["--log-format", "json", "run", "--config"])
         .arg(dir.join("sightline.toml"))
         .stderr(log)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let events = format!(
-        "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{orders}\"}}"
-    );
+    (child, port)
+}
+
+/// Waits until `events` reaches `n`: (events/s from the first processed event, CPU seconds).
+fn measure(port: u16, pid: u32, events: &str, n: usize) -> (f64, f64) {
     let mut first: Option<(Instant, f64)> = None;
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
-        let done = metric(port, &events) as usize;
+        let done = metric(port, events) as usize;
         if done > 0 && first.is_none() {
             first = Some((Instant::now(), cpu_seconds(pid)));
         }
@@ -214,15 +336,11 @@ async fn main() {
     }
     let (t0, cpu0) = first.expect("sightline processed something");
     let secs = t0.elapsed().as_secs_f64();
-    let rate = n as f64 / secs;
-    let cpu = cpu_seconds(pid) - cpu0;
-    std::thread::sleep(Duration::from_secs(2)); // let RocksDB settle its memtables before measuring
-    let rss_peak = proc_kib(pid, "VmHWM:");
-    let rss_now = proc_kib(pid, "VmRSS:");
-    let disk = dir_bytes(&dir.join("state"));
-    let per_m = 1_000_000.0 / n as f64;
+    (n as f64 / secs, cpu_seconds(pid) - cpu0)
+}
 
-    // Probes: deadlines 2 s after their start, on the wall clock; alerts timed on arrival.
+/// Probes: deadlines 2 s after their start, on the wall clock; alerts timed on arrival.
+async fn probe_latencies(probes: &str, out: &str, id: &str) -> Vec<f64> {
     let alerts: BaseConsumer = client()
         .set("group.id", format!("alerts-{id}"))
         .set("auto.offset.reset", "latest")
@@ -262,35 +380,6 @@ async fn main() {
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-
-    println!();
-    println!("| measure | value |");
-    println!("|---|---|");
-    println!("| raw-consume ceiling (same topic, same run) | {ceiling:.0} events/s |");
-    println!("| Sightline, workflow engine, {n} orders into RocksDB | {rate:.0} events/s ({:.0}% of the ceiling) |", 100.0 * rate / ceiling);
-    println!("| CPU per million events | {:.1} s |", cpu * per_m);
-    println!(
-        "| peak RSS with {n} open instances | {:.0} MiB ({:.0} MiB now) |",
-        rss_peak as f64 / 1024.0,
-        rss_now as f64 / 1024.0
-    );
-    println!(
-        "| state on disk per million open instances | {:.0} MiB |",
-        disk as f64 * per_m / 1_048_576.0
-    );
-    if lat.is_empty() {
-        println!("| deadline to alert | no probe alert arrived |");
-    } else {
-        println!(
-            "| deadline to alert on the topic, wall-clock mode, {} probes | p50 {:.3} s, p99 {:.3} s, max {:.3} s |",
-            lat.len(),
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
-            lat[lat.len() - 1]
-        );
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    lat
 }

@@ -19,12 +19,11 @@ use crate::detectors::lag::{interpolate_written_at, GroupWindows, LagStatus, Tim
 use crate::kafka::offsets::{self, Tp};
 use crate::observe::events::{KafkaClientError, LagPolled};
 use crate::observe::metrics::METRICS;
-use crate::outputs::{Encoders, LagEvent, Output, PartitionLag};
+use crate::outputs::{LagEvent, Output, PartitionLag};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -500,12 +499,12 @@ impl LagPoller {
     }
 }
 
-/// Runs the poller until shutdown, writing lag events through `send`.
+/// Runs the poller until shutdown, handing lag events to the engine, which commits them with
+/// its next timer batch (so under exactly-once they are in a transaction like every output).
 pub async fn run(
     mut poller: LagPoller,
     interval: Duration,
-    producer: rdkafka::producer::FutureProducer,
-    encoders: Arc<Encoders>,
+    events_to: tokio::sync::mpsc::UnboundedSender<Output>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -529,11 +528,9 @@ pub async fn run(
             }
         };
         poller = p;
-        if !events.is_empty() {
-            let outputs: Vec<Output> = events.into_iter().map(Output::Lag).collect();
-            if !crate::outputs::send::send_all(&producer, &encoders, &outputs, &mut shutdown).await
-            {
-                return;
+        for e in events {
+            if events_to.send(Output::Lag(e)).is_err() {
+                return; // the engine stopped
             }
         }
     }

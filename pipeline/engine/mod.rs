@@ -83,8 +83,9 @@ pub struct Engine {
     pub in_transaction: bool,
     /// The state changelog topic (exactly-once).
     pub changelog: Option<String>,
-    /// Producer of lag events (not transactional: they come from polling, not from input).
-    pub lag_producer: FutureProducer,
+    /// Lag events from the poller task, committed with the next timer tick's batch (in its
+    /// transaction under exactly-once).
+    pub lag_events: Option<tokio::sync::mpsc::UnboundedReceiver<crate::outputs::Output>>,
     /// Set by the rebalance hook after restoring newly assigned partitions; a restore failure
     /// is fatal.
     pub restore: Arc<crate::kafka::consumer::RestoreSignal>,
@@ -136,20 +137,16 @@ impl Engine {
         let consumer = self.consumer.clone();
         let exactly_once = self.guarantee == crate::config::Guarantee::ExactlyOnce;
         let lag_task = self.lag.take().map(|(poller, interval)| {
-            tokio::spawn(lag::run(
-                poller,
-                interval,
-                self.lag_producer.clone(),
-                self.encoders.clone(),
-                shutdown.clone(),
-            ))
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            self.lag_events = Some(rx);
+            tokio::spawn(lag::run(poller, interval, tx, shutdown.clone()))
         });
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
                 _ = commit_tick.tick(), if !exactly_once => self.commit(CommitMode::Async),
-                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() => match self.fire_timers(&mut shutdown).await {
+                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.lag_events.is_some() => match self.fire_timers(&mut shutdown).await {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
@@ -750,6 +747,11 @@ impl Engine {
             if std::mem::take(&mut first) {
                 self.freshness.tick(wall, &mut batch.outputs);
                 self.age.tick(wall, &mut batch.outputs);
+                if let Some(rx) = &mut self.lag_events {
+                    while let Ok(out) = rx.try_recv() {
+                        batch.outputs.push(out);
+                    }
+                }
             }
             let fired = match self.workflows.tick(&self.store, &mut batch, wall, 1_000) {
                 Ok(n) => n,

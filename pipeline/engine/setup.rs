@@ -436,7 +436,7 @@ pub async fn build(
         guarantee: cfg.kafka.processing_guarantee,
         in_transaction: false,
         changelog,
-        lag_producer: create_producer(&base).context("creating the lag-event producer")?,
+        lag_events: None,
         restore: signal,
         encoders: Arc::new(encoders),
         lag: super::lag::poller(cfg, &base, &all_inputs)
