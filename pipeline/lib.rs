@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `config` and `topology` describe what to do, `observe` reports what happened (metrics, logs,
-//! HTTP), `demo` runs the whole thing on librdkafka's in-process mock cluster.
+//! HTTP), `demo` runs the whole thing on librdkafka's in-process mock cluster, and `replay`
+//! sends dead letters back (`sightline replay`).
 
 pub mod cli;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod kafka;
 pub mod observe;
 pub mod outputs;
 pub mod registry;
+pub mod replay;
 pub mod state;
 pub mod topology;
 

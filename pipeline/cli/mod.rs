@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod replay;
 pub mod run;
 
 use crate::observe::logging::{self, LogFormat};
@@ -62,6 +63,13 @@ Every config key can be overridden from the environment, e.g.\n  SIGHTLINE_KAFKA
         #[arg(long, default_value = "127.0.0.1:9464")]
         http: std::net::SocketAddr,
     },
+    /// Send dead letters back to their original topics: filtered, rate-limited, idempotent per
+    /// replay id, audited.
+    #[command(after_help = "Examples:\n  \
+sightline replay --config sightline.toml --from shop.orders.dlq --id fix-1234 --dry-run\n  \
+sightline replay --config sightline.toml --from shop.orders.dlq --id fix-1234 --error-class invalid_event_time --rate 50\n\n\
+Re-running the same --id resumes where it stopped and never sends a record twice.")]
+    Replay(replay::ReplayArgs),
     /// Validate the config file and the topologies it names; report every problem at once.
     #[command(
         after_help = "Example:\n  sightline check --config deploy/local/sightline.toml\n\n\
@@ -111,6 +119,7 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Check { config } => check::check(&config),
+            Command::Replay(args) => replay::replay(args).await,
         }
     });
     match result {

@@ -72,6 +72,8 @@ pub struct Config {
     pub engine: EngineConfig,
     #[serde(default)]
     pub lag: LagConfig,
+    #[serde(default)]
+    pub replay: ReplayConfig,
     /// Directory of the config file; relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -338,6 +340,47 @@ impl Default for EngineConfig {
             idle_timeout_ms: default_idle(),
         }
     }
+}
+
+/// `sightline replay`: where its ledger and audit trail live, and its safety limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    #[serde(default = "default_replay_ledger")]
+    pub ledger_topic: String,
+    #[serde(default = "default_replay_audit")]
+    pub audit_topic: String,
+    #[serde(default = "default_replay_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub operator: String,
+    /// Header names of another dead-letter convention: topic, partition, offset, error_class.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            ledger_topic: default_replay_ledger(),
+            audit_topic: default_replay_audit(),
+            max_attempts: default_replay_attempts(),
+            operator: String::new(),
+            headers: Default::default(),
+        }
+    }
+}
+
+fn default_replay_ledger() -> String {
+    "sightline.replay-ledger".into()
+}
+
+fn default_replay_audit() -> String {
+    "sightline.replay-audit".into()
+}
+
+fn default_replay_attempts() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize)]

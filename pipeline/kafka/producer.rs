@@ -4,7 +4,8 @@ use rdkafka::error::KafkaResult;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 
-pub fn create_producer(base: &ClientConfig) -> KafkaResult<FutureProducer> {
+/// Idempotent, acks=all, lz4, with the user's overrides in `base` applied last.
+pub fn producer_config(base: &ClientConfig) -> ClientConfig {
     let mut c = base.clone();
     c.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -14,7 +15,11 @@ pub fn create_producer(base: &ClientConfig) -> KafkaResult<FutureProducer> {
     for (k, v) in base.config_map() {
         c.set(k, v);
     }
-    c.create()
+    c
+}
+
+pub fn create_producer(base: &ClientConfig) -> KafkaResult<FutureProducer> {
+    producer_config(base).create()
 }
 
 /// The pipeline's transactional producer (exactly-once): one per instance, fenced by its

@@ -1,0 +1,559 @@
+//! `sightline replay`: sends dead letters back to where they came from, safely.
+//!
+//! - **Any dead-letter topic**: provenance comes from Sightline's, Kafka Connect's or Spring
+//!   Kafka's headers, or a mapping in config (`provenance.rs`).
+//! - **Selective**: time range, offset range, error class, original topic, key pattern, header.
+//! - **Idempotent**: a replay has an id. The records it sends and how far it got in each
+//!   dead-letter partition (the ledger, a compacted topic) commit in one Kafka transaction per
+//!   chunk, with `transactional.id = sightline-replay.<id>`. Re-running the id resumes after the
+//!   last committed chunk: a crash mid-way neither repeats nor skips a record, and a second
+//!   run of a finished id sends nothing. (Readers of the target topics must read committed.)
+//! - **Bounded**: a rate limit in records/s; records already replayed `max_attempts` times are
+//!   skipped unless forced.
+//! - **Audited**: an audit event per run (operator, filter, counts, start and end) on
+//!   `replay.audit_topic`.
+
+pub mod provenance;
+
+use crate::config::Config;
+use anyhow::Context;
+use provenance::{Convention, Provenance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Which dead letters a replay takes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Filter {
+    /// Dead-letter record timestamps, epoch ms: from (inclusive), until (exclusive).
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Dead-letter offsets: from (inclusive), until (exclusive).
+    pub from_offset: Option<i64>,
+    pub until_offset: Option<i64>,
+    /// Any of these error classes (empty: all).
+    pub error_classes: Vec<String>,
+    pub original_topic: Option<String>,
+    /// A regex over the record key (UTF-8).
+    pub key_pattern: Option<String>,
+    /// `name=value`: a header that must have this value.
+    pub header: Option<(String, String)>,
+}
+
+/// What `sightline replay` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub id: String,
+    pub from: String,
+    pub to: Option<String>,
+    pub dry_run: bool,
+    /// Records per second (0: unlimited).
+    pub rate: f64,
+    pub force: bool,
+    pub filter: Filter,
+    pub progress: bool,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Dead letters read in this run (a resumed run starts after what earlier runs did).
+    pub scanned: u64,
+    pub selected: u64,
+    pub sent: u64,
+    pub filtered_out: u64,
+    pub skipped_max_attempts: u64,
+    pub skipped_no_target: u64,
+    /// Dead letters earlier runs of this id already went through.
+    pub done_before: u64,
+}
+
+/// Per dead letter: is it taken, and where does it go?
+enum Decision {
+    Send(String),
+    Filtered,
+    TooManyAttempts,
+    NoTarget,
+}
+
+struct Selector {
+    filter: Filter,
+    key: Option<regex::Regex>,
+    conventions: Vec<Convention>,
+    to: Option<String>,
+    max_attempts: u32,
+    force: bool,
+}
+
+impl Selector {
+    fn decide(
+        &self,
+        m: &rdkafka::message::BorrowedMessage<'_>,
+        headers: &[(String, Option<Vec<u8>>)],
+    ) -> (Decision, Option<Provenance>) {
+        let f = &self.filter;
+        let ts = m.timestamp().to_millis();
+        let prov = provenance::detect(headers, &self.conventions);
+        let out = |d| (d, prov.clone());
+        if f.since_ms.is_some_and(|s| ts.is_none_or(|t| t < s))
+            || f.until_ms.is_some_and(|u| ts.is_none_or(|t| t >= u))
+        {
+            return out(Decision::Filtered);
+        }
+        if f.from_offset.is_some_and(|o| m.offset() < o) {
+            return out(Decision::Filtered);
+        }
+        let class = prov.as_ref().and_then(|p| p.error_class.as_deref());
+        if !f.error_classes.is_empty()
+            && !class.is_some_and(|c| f.error_classes.iter().any(|x| x == c))
+        {
+            return out(Decision::Filtered);
+        }
+        if let Some(t) = &f.original_topic {
+            if prov.as_ref().map(|p| &p.topic) != Some(t) {
+                return out(Decision::Filtered);
+            }
+        }
+        if let Some(re) = &self.key {
+            if !m
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .is_some_and(|k| re.is_match(k))
+            {
+                return out(Decision::Filtered);
+            }
+        }
+        if let Some((name, value)) = &f.header {
+            let h = provenance::last_values(headers);
+            if h.get(name.as_str()) != Some(&value.as_bytes()) {
+                return out(Decision::Filtered);
+            }
+        }
+        if !self.force && provenance::replay_count(headers) >= self.max_attempts {
+            return out(Decision::TooManyAttempts);
+        }
+        match (&self.to, &prov) {
+            (Some(to), _) => out(Decision::Send(to.clone())),
+            (None, Some(p)) => out(Decision::Send(p.topic.clone())),
+            (None, None) => out(Decision::NoTarget),
+        }
+    }
+}
+
+fn ledger_key(id: &str, topic: &str, partition: i32) -> String {
+    format!("{id}/{topic}/{partition}")
+}
+
+/// How far earlier runs of `id` got in each partition of `topic`: partition -> next offset.
+fn read_ledger(
+    base: &ClientConfig,
+    ledger: &str,
+    id: &str,
+    topic: &str,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let mut c = crate::kafka::client::reader_config(base, &format!("sightline-replay-ledger-{id}"));
+    c.set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = c.create()?;
+    let md = consumer
+        .fetch_metadata(Some(ledger), Duration::from_secs(10))
+        .with_context(|| format!("reading the replay ledger `{ledger}`"))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut open = 0;
+    for p in md
+        .topics()
+        .first()
+        .map(|t| t.partitions())
+        .unwrap_or_default()
+    {
+        let (low, high) = consumer.fetch_watermarks(ledger, p.id(), Duration::from_secs(10))?;
+        if high > low {
+            tpl.add_partition_offset(ledger, p.id(), Offset::Beginning)?;
+            open += 1;
+        }
+    }
+    let mut out = BTreeMap::new();
+    if open == 0 {
+        return Ok(out);
+    }
+    consumer.assign(&tpl)?;
+    let prefix = format!("{id}/{topic}/");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open > 0 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "reading the replay ledger `{ledger}` took over 60 s"
+        );
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
+                if let Some(p) = key.and_then(|k| k.strip_prefix(&prefix)) {
+                    if let (Ok(p), Some(next)) = (
+                        p.parse::<i32>(),
+                        m.payload()
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| v.parse::<i64>().ok()),
+                    ) {
+                        out.insert(p, next);
+                    }
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => open -= 1,
+            Some(Err(e)) => anyhow::bail!("reading the replay ledger `{ledger}`: {e}"),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Who runs the replay, for the audit trail.
+pub fn operator(cfg: &Config) -> String {
+    std::env::var("SIGHTLINE_OPERATOR")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| Some(cfg.replay.operator.clone()).filter(|s| !s.is_empty()))
+        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[derive(Serialize)]
+struct Audit<'a> {
+    replay_id: &'a str,
+    event: &'a str,
+    operator: &'a str,
+    dead_letter_topic: &'a str,
+    target: Option<&'a str>,
+    dry_run: bool,
+    rate_per_second: f64,
+    force: bool,
+    filter: &'a Filter,
+    started_at: i64,
+    ended_at: Option<i64>,
+    summary: Option<&'a Summary>,
+    error: Option<String>,
+    sightline_version: &'a str,
+}
+
+/// Runs a replay (see the module docs). Prints each selected record on a dry run.
+pub async fn run(cfg: &Config, o: Options) -> anyhow::Result<Summary> {
+    let base = crate::kafka::client_config(cfg)?;
+    let spec = |name: &str, compact: bool| crate::kafka::admin::TopicSpec {
+        name: name.to_string(),
+        partitions: 1,
+        replication_factor: cfg.kafka.topics.replication_factor,
+        configs: if compact {
+            vec![("cleanup.policy".into(), "compact".into())]
+        } else {
+            Vec::new()
+        },
+    };
+    crate::kafka::admin::ensure_topics(
+        &base,
+        &[
+            spec(&cfg.replay.ledger_topic, true),
+            spec(&cfg.replay.audit_topic, false),
+        ],
+    )
+    .await?;
+    let mut conventions = vec![
+        Convention::sightline(),
+        Convention::connect(),
+        Convention::spring(),
+    ];
+    let h = &cfg.replay.headers;
+    if let Some(t) = h.get("topic") {
+        let get = |k: &str| h.get(k).cloned().unwrap_or_default();
+        conventions.push(Convention::custom(
+            t,
+            &get("partition"),
+            &get("offset"),
+            &get("error_class"),
+        ));
+    }
+    let key = match &o.filter.key_pattern {
+        Some(p) => Some(regex::Regex::new(p).with_context(|| format!("--key-pattern `{p}`"))?),
+        None => None,
+    };
+    let selector = Selector {
+        filter: o.filter.clone(),
+        key,
+        conventions,
+        to: o.to.clone(),
+        max_attempts: cfg.replay.max_attempts,
+        force: o.force,
+    };
+    let operator = operator(cfg);
+    let started_at = chrono::Utc::now().timestamp_millis();
+    let audit_producer: ThreadedProducer<DefaultProducerContext> =
+        crate::kafka::producer::producer_config(&base).create()?;
+    let audit = |event: &str, summary: Option<&Summary>, error: Option<String>| {
+        let a = Audit {
+            replay_id: &o.id,
+            event,
+            operator: &operator,
+            dead_letter_topic: &o.from,
+            target: o.to.as_deref(),
+            dry_run: o.dry_run,
+            rate_per_second: o.rate,
+            force: o.force,
+            filter: &o.filter,
+            started_at,
+            ended_at: summary.map(|_| chrono::Utc::now().timestamp_millis()),
+            summary,
+            error,
+            sightline_version: crate::VERSION,
+        };
+        let v = serde_json::to_vec(&a).expect("audit serialises");
+        let _ = audit_producer.send(
+            BaseRecord::to(&cfg.replay.audit_topic)
+                .key(o.id.as_str())
+                .payload(&v),
+        );
+        let _ = audit_producer.flush(Duration::from_secs(10));
+    };
+    audit("STARTED", None, None);
+    let (cfg2, o2) = (cfg.clone(), o.clone());
+    let result = tokio::task::spawn_blocking(move || replay_blocking(&cfg2, &base, &o2, &selector))
+        .await
+        .context("the replay task")?;
+    match &result {
+        Ok(s) => audit(
+            if o.dry_run { "DRY_RUN" } else { "COMPLETED" },
+            Some(s),
+            None,
+        ),
+        Err(e) => audit("FAILED", None, Some(format!("{e:#}"))),
+    }
+    result
+}
+
+fn replay_blocking(
+    cfg: &Config,
+    base: &ClientConfig,
+    o: &Options,
+    selector: &Selector,
+) -> anyhow::Result<Summary> {
+    let ledger = &cfg.replay.ledger_topic;
+    // A dry run reads the ledger too: it shows what this id would still send.
+    let done = read_ledger(base, ledger, &o.id, &o.from)?;
+    let mut c = crate::kafka::client::reader_config(base, &format!("sightline-replay-{}", o.id));
+    c.set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = c.create()?;
+    let md = consumer
+        .fetch_metadata(Some(&o.from), Duration::from_secs(10))
+        .with_context(|| format!("reading the metadata of `{}`", o.from))?;
+    let parts: Vec<i32> = md
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        !parts.is_empty(),
+        "topic `{}` does not exist or has no partitions (--from names the dead-letter topic to replay)",
+        o.from
+    );
+    // Each partition from where earlier runs stopped to its end as of now.
+    let mut summary = Summary::default();
+    let mut ranges: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for &p in &parts {
+        let (low, high) = consumer.fetch_watermarks(&o.from, p, Duration::from_secs(10))?;
+        let high = o.filter.until_offset.map_or(high, |u| u.min(high));
+        let mut start = low.max(o.filter.from_offset.unwrap_or(low));
+        if let Some(&n) = done.get(&p) {
+            summary.done_before += (n.min(high) - start).max(0) as u64;
+            start = start.max(n);
+        }
+        if start < high {
+            ranges.insert(p, (start, high));
+            tpl.add_partition_offset(&o.from, p, Offset::Offset(start))?;
+        }
+    }
+    let total: u64 = ranges.values().map(|(a, b)| (b - a) as u64).sum();
+    let bar = if o.progress {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} dead letters [{bar:30}] {per_sec} eta {eta} {msg}",
+        )
+        .expect("progress template")
+        .progress_chars("=> "),
+    );
+    if ranges.is_empty() {
+        bar.finish_and_clear();
+        return Ok(summary);
+    }
+    let producer: Option<ThreadedProducer<DefaultProducerContext>> = if o.dry_run {
+        None
+    } else {
+        let mut pc = crate::kafka::producer::producer_config(base);
+        pc.set("transactional.id", format!("sightline-replay.{}", o.id))
+            .set("transaction.timeout.ms", "30000")
+            .set("message.timeout.ms", "29000");
+        let p: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+        // Fences an earlier run of this id that crashed, and aborts its open chunk.
+        p.init_transactions(Duration::from_secs(30))
+            .context("initialising the replay's transactions")?;
+        p.begin_transaction()?;
+        Some(p)
+    };
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let mut open: BTreeMap<i32, i64> = ranges.iter().map(|(&p, &(_, e))| (p, e)).collect();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut chunk = 0usize;
+    let mut chunk_started = Instant::now();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let commit = |p: &ThreadedProducer<DefaultProducerContext>,
+                  next: &BTreeMap<i32, i64>,
+                  last: bool|
+     -> anyhow::Result<()> {
+        for (part, n) in next {
+            let key = ledger_key(&o.id, &o.from, *part);
+            p.send(BaseRecord::to(ledger).key(&key).payload(&n.to_string()))
+                .map_err(|(e, _)| anyhow::anyhow!("writing the replay ledger: {e}"))?;
+        }
+        p.commit_transaction(Duration::from_secs(60))
+            .context("committing a replay chunk")?;
+        if !last {
+            p.begin_transaction()?;
+        }
+        Ok(())
+    };
+    while !open.is_empty() {
+        let m = match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => m,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+                continue;
+            }
+            Some(Err(e)) => anyhow::bail!("reading `{}`: {e}", o.from),
+            None => continue,
+        };
+        let p = m.partition();
+        let Some(&end) = open.get(&p) else {
+            continue;
+        };
+        if m.offset() >= end {
+            open.remove(&p);
+            continue;
+        }
+        summary.scanned += 1;
+        bar.inc(1);
+        let headers: Vec<(String, Option<Vec<u8>>)> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (decision, prov) = selector.decide(&m, &headers);
+        match decision {
+            Decision::Filtered => summary.filtered_out += 1,
+            Decision::TooManyAttempts => summary.skipped_max_attempts += 1,
+            Decision::NoTarget => summary.skipped_no_target += 1,
+            Decision::Send(target) => {
+                summary.selected += 1;
+                if let Some(producer) = &producer {
+                    if o.rate > 0.0 {
+                        let due = started + Duration::from_secs_f64(summary.sent as f64 / o.rate);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    let count = (provenance::replay_count(&headers) + 1).to_string();
+                    let (part, off) = (p.to_string(), m.offset().to_string());
+                    let mut h = OwnedHeaders::new_with_capacity(headers.len() + 5);
+                    for (k, v) in &headers {
+                        if k.starts_with("sightline.replay.") {
+                            continue;
+                        }
+                        h = h.insert(Header {
+                            key: k,
+                            value: v.as_deref(),
+                        });
+                    }
+                    for (k, v) in [
+                        (provenance::REPLAY_ID, o.id.as_str()),
+                        (provenance::REPLAY_COUNT, count.as_str()),
+                        (provenance::REPLAY_DLQ_TOPIC, o.from.as_str()),
+                        (provenance::REPLAY_DLQ_PARTITION, part.as_str()),
+                        (provenance::REPLAY_DLQ_OFFSET, off.as_str()),
+                    ] {
+                        h = h.insert(Header {
+                            key: k,
+                            value: Some(v.as_bytes()),
+                        });
+                    }
+                    let mut r = BaseRecord::<[u8], [u8]>::to(&target).headers(h);
+                    if let Some(k) = m.key() {
+                        r = r.key(k);
+                    }
+                    if let Some(v) = m.payload() {
+                        r = r.payload(v);
+                    }
+                    producer
+                        .send(r)
+                        .map_err(|(e, _)| anyhow::anyhow!("sending to `{target}`: {e}"))?;
+                    summary.sent += 1;
+                } else {
+                    let age = m
+                        .timestamp()
+                        .to_millis()
+                        .map(|t| format!("{:.0} s", (now_ms - t) as f64 / 1000.0))
+                        .unwrap_or_else(|| "?".into());
+                    let origin = prov
+                        .as_ref()
+                        .map(|p| {
+                            format!(
+                                "{}[{}]@{}",
+                                p.topic,
+                                p.partition.map_or("?".into(), |x| x.to_string()),
+                                p.offset.map_or("?".into(), |x| x.to_string())
+                            )
+                        })
+                        .unwrap_or_else(|| "?".into());
+                    let class = prov
+                        .as_ref()
+                        .and_then(|p| p.error_class.clone())
+                        .unwrap_or_else(|| "?".into());
+                    bar.suspend(|| {
+                        println!(
+                            "would replay {}[{p}]@{} -> {target}  (from {origin}, error {class}, age {age})",
+                            o.from,
+                            m.offset()
+                        )
+                    });
+                }
+            }
+        }
+        next.insert(p, m.offset() + 1);
+        if m.offset() + 1 >= end {
+            open.remove(&p);
+        }
+        chunk += 1;
+        if let Some(producer) = &producer {
+            if chunk >= 1_000 || chunk_started.elapsed() > Duration::from_secs(1) {
+                commit(producer, &next, false)?;
+                next.clear();
+                chunk = 0;
+                chunk_started = Instant::now();
+            }
+        }
+    }
+    if let Some(producer) = &producer {
+        commit(producer, &next, true)?;
+    }
+    bar.finish_and_clear();
+    Ok(summary)
+}
