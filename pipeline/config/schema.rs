@@ -63,6 +63,7 @@ pub const SECTIONS: &[&str] = &[
     "schemas",
     "engine",
     "lag",
+    "replay",
 ];
 
 pub const KEYS: &[Key] = &[
