@@ -5,6 +5,7 @@ pub mod check;
 pub mod demo;
 pub mod replay;
 pub mod run;
+pub mod state;
 
 use crate::observe::logging::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -70,6 +71,13 @@ sightline replay --config sightline.toml --from shop.orders.dlq --id fix-1234 --
 sightline replay --config sightline.toml --from shop.orders.dlq --id fix-1234 --error-class invalid_event_time --rate 50\n\n\
 Re-running the same --id resumes where it stopped and never sends a record twice.")]
     Replay(replay::ReplayArgs),
+    /// Show what the state store holds (read-only): one instance's lineage, the oldest open
+    /// instances, timers due soon; from a running instance or a stopped one's state directory.
+    #[command(after_help = "Examples:\n  \
+sightline state --url http://127.0.0.1:9464 instance --workflow order-to-cash --key O-1001\n  \
+sightline state --url http://127.0.0.1:9464 open --top 10\n  \
+sightline state --state-dir /var/lib/sightline --config sightline.toml timers")]
+    State(state::StateArgs),
     /// Validate the config file and the topologies it names; report every problem at once.
     #[command(
         after_help = "Example:\n  sightline check --config deploy/local/sightline.toml\n\n\
@@ -120,6 +128,7 @@ pub fn main() -> ExitCode {
             }
             Command::Check { config } => check::check(&config),
             Command::Replay(args) => replay::replay(args).await,
+            Command::State(args) => state::state(args).await,
         }
     });
     match result {

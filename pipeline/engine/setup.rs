@@ -406,6 +406,7 @@ pub async fn build(
             })?);
         }
     }
+    crate::observe::read::READ.attach(&store, compiled.clone());
     let mut clock = StreamClock::new(cfg.engine.time, cfg.engine.allowed_lateness_ms as i64);
     clock.idle_ms = cfg.engine.idle_timeout_ms as i64;
     let mut workflows = WorkflowRunner::new(compiled, clock);

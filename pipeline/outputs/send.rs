@@ -75,6 +75,7 @@ async fn send_one(
 /// Counts and logs a delivered output.
 pub fn report(out: &Output, topic: &str) {
     OutputProduced { topic }.emit();
+    crate::observe::read::READ.record(out);
     match out {
         Output::Alert(a) => AlertEmitted {
             dedupe_id: &a.dedupe_id,

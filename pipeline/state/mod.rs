@@ -14,6 +14,7 @@
 //! The engine is the only writer; detectors hand it what to remember.
 
 pub mod changelog;
+pub mod query;
 
 /// The key drift knowledge `key` learnt from input partition `partition` is stored under.
 pub fn knowledge_key(partition: i32, key: &[u8]) -> Vec<u8> {
@@ -69,6 +70,18 @@ impl Store {
         let db = rocksdb::DB::open_cf(&opts, dir, CFS).map_err(|source| StateError::Open {
             dir: dir.display().to_string(),
             source,
+        })?;
+        Ok(Store { db })
+    }
+
+    /// Opens a stopped instance's state directory for reading only (`sightline state`).
+    pub fn open_read_only(dir: &Path) -> Result<Store, StateError> {
+        let opts = rocksdb::Options::default();
+        let db = rocksdb::DB::open_cf_for_read_only(&opts, dir, CFS, false).map_err(|source| {
+            StateError::Open {
+                dir: dir.display().to_string(),
+                source,
+            }
         })?;
         Ok(Store { db })
     }

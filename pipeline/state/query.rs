@@ -1,0 +1,197 @@
+//! Read-only questions about the state store, for operators: one instance with its lineage,
+//! the oldest open instances by workflow and step, timers due soon. The running instance's
+//! HTTP API and `sightline state` on a stopped instance's directory both answer with these.
+
+use super::{StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
+use crate::detectors::workflow::{Instance, Workflow};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A workflow's definition, as the API shows it.
+pub fn describe(w: &Workflow) -> Value {
+    json!({
+        "name": w.name,
+        "timezone": w.tz.name(),
+        "ttl_ms": w.ttl_ms,
+        "orphan_grace_ms": w.orphan_grace_ms,
+        "steps": w.steps.iter().map(|s| json!({
+            "name": s.name,
+            "on": s.on,
+            "start": s.start,
+            "after": s.after.map(|i| w.steps[i].name.clone()),
+            "within_ms": s.within_ms,
+            "optional": s.optional,
+            "closes": s.closes,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Input partitions the store holds state for (from its checkpoints and clocks).
+fn partitions(store: &Store) -> Result<BTreeSet<i32>, StateError> {
+    let mut out = BTreeSet::new();
+    for (prefix, at) in [(&b"changelog/"[..], 10usize), (&b"clock/"[..], 6)] {
+        for (k, _) in store.scan_prefix(CF_META, prefix)? {
+            if let Some(b) = k.get(at..at + 4) {
+                out.insert(u32::from_be_bytes(b.try_into().expect("4 bytes")) as i32);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn instance_key(p: i32, wf: &str, key: &str) -> Vec<u8> {
+    let mut k = (p as u32).to_be_bytes().to_vec();
+    k.extend_from_slice(wf.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn step_name(w: Option<&Workflow>, i: usize) -> String {
+    w.and_then(|w| w.steps.get(i))
+        .map_or_else(|| format!("#{i}"), |s| s.name.clone())
+}
+
+/// One instance, with the partition that owns it, its steps by name and its lineage.
+pub fn instance(
+    store: &Store,
+    workflows: &[Workflow],
+    workflow: &str,
+    key: &str,
+) -> Result<Option<Value>, StateError> {
+    let w = workflows.iter().find(|w| w.name == workflow);
+    for p in partitions(store)? {
+        if let Some(v) = store.get(CF_INSTANCES, &instance_key(p, workflow, key))? {
+            let Ok(mut inst) = serde_json::from_slice::<Instance>(&v) else {
+                continue;
+            };
+            // In business order (arrival order across topics is the consumer's, not the business's).
+            inst.lineage.sort_by(|a, b| {
+                (a.event_time, &a.topic, a.offset).cmp(&(b.event_time, &b.topic, b.offset))
+            });
+            let steps: BTreeMap<String, i64> = inst
+                .seen
+                .iter()
+                .map(|(i, t)| (step_name(w, *i), *t))
+                .collect();
+            return Ok(Some(json!({
+                "workflow": workflow,
+                "key": inst.key,
+                "partition": p,
+                "first_at": inst.first_at,
+                "started_at": inst.started_at,
+                "closed": inst.closed,
+                "steps_seen": steps,
+                "alerted_steps": inst.fired.iter().map(|i| step_name(w, *i)).collect::<Vec<_>>(),
+                "dimensions": inst.dimensions,
+                "lineage": inst.lineage,
+            })));
+        }
+    }
+    Ok(None)
+}
+
+/// An open instance, as listed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OpenInstance {
+    pub workflow: String,
+    pub key: String,
+    pub partition: i32,
+    /// The latest step seen (by event time).
+    pub step: String,
+    pub first_at: i64,
+    pub age_ms: i64,
+}
+
+/// Open instances: counts by workflow and latest step, and the `top` oldest.
+pub fn open_instances(
+    store: &Store,
+    workflows: &[Workflow],
+    workflow: Option<&str>,
+    top: usize,
+    now_ms: i64,
+) -> Result<Value, StateError> {
+    let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut oldest: Vec<OpenInstance> = Vec::new();
+    for (k, v) in store.scan_prefix(CF_INSTANCES, b"")? {
+        let Some(p) = k
+            .get(0..4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4")) as i32)
+        else {
+            continue;
+        };
+        let rest = &k[4..];
+        let Some(z) = rest.iter().position(|&b| b == 0) else {
+            continue;
+        };
+        let wf = String::from_utf8_lossy(&rest[..z]).into_owned();
+        if workflow.is_some_and(|w| w != wf) {
+            continue;
+        }
+        let Ok(inst) = serde_json::from_slice::<Instance>(&v) else {
+            continue;
+        };
+        if inst.closed {
+            continue;
+        }
+        let w = workflows.iter().find(|w| w.name == wf);
+        let step = inst
+            .seen
+            .iter()
+            .max_by_key(|(_, t)| **t)
+            .map_or_else(|| "(none)".to_string(), |(i, _)| step_name(w, *i));
+        *counts.entry((wf.clone(), step.clone())).or_default() += 1;
+        oldest.push(OpenInstance {
+            workflow: wf,
+            key: inst.key,
+            partition: p,
+            step,
+            first_at: inst.first_at,
+            age_ms: now_ms - inst.first_at,
+        });
+        if oldest.len() > top.saturating_mul(4).max(1024) {
+            oldest.sort_by_key(|o| o.first_at);
+            oldest.truncate(top);
+        }
+    }
+    oldest.sort_by_key(|o| (o.first_at, o.key.clone()));
+    oldest.truncate(top);
+    Ok(json!({
+        "by_step": counts.into_iter().map(|((w, s), n)| json!({"workflow": w, "step": s, "open": n})).collect::<Vec<_>>(),
+        "oldest": oldest,
+    }))
+}
+
+/// Timers due in `[from_ms, to_ms)` on their partitions' stream clocks.
+pub fn timers_due(store: &Store, from_ms: i64, to_ms: i64) -> Result<Value, StateError> {
+    let due = |t: i64| ((t as u64) ^ (1 << 63)).to_be_bytes();
+    let mut out = Vec::new();
+    for p in partitions(store)? {
+        let mut from = (p as u32).to_be_bytes().to_vec();
+        from.extend_from_slice(&due(from_ms));
+        let mut to = (p as u32).to_be_bytes().to_vec();
+        to.extend_from_slice(&due(to_ms));
+        for (k, _) in store.range(CF_TIMERS, &from, &to, 10_000)? {
+            let Some(at) = k.get(4..12) else { continue };
+            let at = (u64::from_be_bytes(at.try_into().expect("8")) ^ (1 << 63)) as i64;
+            let kind = match k.get(12) {
+                Some(b'D') => "deadline",
+                Some(b'O') => "orphan",
+                Some(b'E') => "expire",
+                _ => "?",
+            };
+            let rest = k.get(17..).unwrap_or_default();
+            let z = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            out.push(json!({
+                "partition": p,
+                "due": at,
+                "kind": kind,
+                "workflow": String::from_utf8_lossy(&rest[..z]),
+                "key": String::from_utf8_lossy(rest.get(z + 1..).unwrap_or_default()),
+            }));
+        }
+    }
+    out.sort_by_key(|t| t["due"].as_i64());
+    Ok(Value::Array(out))
+}
