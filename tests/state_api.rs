@@ -79,7 +79,14 @@ async fn state_returns_the_exact_lineage_of_a_known_key_from_a_running_instance(
     // The shipment deadline (30 days after payment) is not due within the hour; within 31
     // days it is.
     let soon = state(&["timers"]);
-    assert!(!soon.as_array().unwrap().iter().any(|t| t["kind"] == "deadline"), "{soon}");
+    assert!(
+        !soon
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "deadline"),
+        "{soon}"
+    );
     let month = state(&["timers", "--within-ms", &(31i64 * 86_400_000).to_string()]);
     assert!(month
         .as_array()

@@ -87,6 +87,9 @@ Exit status 0 when everything is valid, 1 when anything is not."
         /// The runtime config file (TOML).
         #[arg(long, short, env = "SIGHTLINE_CONFIG")]
         config: PathBuf,
+        /// Print the workflows as Graphviz dot instead of text.
+        #[arg(long)]
+        dot: bool,
     },
 }
 
@@ -126,7 +129,7 @@ pub fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Check { config } => check::check(&config),
+            Command::Check { config, dot } => check::check(&config, dot).await,
             Command::Replay(args) => replay::replay(args).await,
             Command::State(args) => state::state(args).await,
         }

@@ -29,6 +29,9 @@ pub struct Topology {
     pub monitors: monitor::Monitors,
     #[serde(skip)]
     pub file: PathBuf,
+    /// The file's text, to point problems found later at their line.
+    #[serde(skip)]
+    pub text: String,
 }
 
 /// A problem in a topology file, with the line when it is known.
@@ -50,15 +53,39 @@ impl fmt::Display for TopologyError {
 
 impl Topology {
     pub fn parse(text: &str, file: &Path) -> Result<Topology, Vec<TopologyError>> {
+        match Self::parse_lenient(text, file) {
+            (Some(t), errors) if errors.is_empty() => Ok(t),
+            (_, errors) => Err(errors),
+        }
+    }
+
+    /// A problem at the first line holding `anchor`.
+    pub fn problem(&self, anchor: &str, reason: String) -> TopologyError {
+        TopologyError {
+            file: self.file.display().to_string(),
+            line: line_of(&self.text, anchor),
+            reason,
+        }
+    }
+
+    /// The topology when it parses (even if it does not validate), and every problem.
+    pub fn parse_lenient(text: &str, file: &Path) -> (Option<Topology>, Vec<TopologyError>) {
         let name = file.display().to_string();
-        let mut t: Topology = serde_yaml::from_str(text).map_err(|e| {
-            vec![TopologyError {
-                file: name.clone(),
-                line: e.location().map(|l| l.line()),
-                reason: e.to_string(),
-            }]
-        })?;
+        let mut t: Topology = match serde_yaml::from_str(text) {
+            Ok(t) => t,
+            Err(e) => {
+                return (
+                    None,
+                    vec![TopologyError {
+                        file: name.clone(),
+                        line: e.location().map(|l| l.line()),
+                        reason: e.to_string(),
+                    }],
+                )
+            }
+        };
         t.file = file.to_path_buf();
+        t.text = text.to_string();
         let errors: Vec<TopologyError> = t
             .sources
             .iter()
@@ -72,11 +99,7 @@ impl Topology {
                 reason: reason.message,
             })
             .collect();
-        if errors.is_empty() {
-            Ok(t)
-        } else {
-            Err(errors)
-        }
+        (Some(t), errors)
     }
 }
 
@@ -91,6 +114,14 @@ fn line_of(text: &str, anchor: &str) -> Option<usize> {
 /// Expands files and directories (their `*.yaml` / `*.yml`, sorted) and loads every topology.
 /// All problems in all files are returned together.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Topology>, Vec<TopologyError>> {
+    match load_all_lenient(paths) {
+        (ts, errors) if errors.is_empty() => Ok(ts),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Every topology that parses (valid or not), and every problem in all files.
+pub fn load_all_lenient(paths: &[PathBuf]) -> (Vec<Topology>, Vec<TopologyError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
@@ -119,10 +150,11 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Topology>, Vec<TopologyError>> 
     let mut out = Vec::new();
     for f in files {
         match std::fs::read_to_string(&f) {
-            Ok(text) => match Topology::parse(&text, &f) {
-                Ok(t) => out.push(t),
-                Err(e) => errors.extend(e),
-            },
+            Ok(text) => {
+                let (t, e) = Topology::parse_lenient(&text, &f);
+                out.extend(t);
+                errors.extend(e);
+            }
             Err(e) => errors.push(TopologyError {
                 file: f.display().to_string(),
                 line: None,
@@ -146,9 +178,5 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Topology>, Vec<TopologyError>> 
             }
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    (out, errors)
 }

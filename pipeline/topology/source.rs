@@ -35,6 +35,11 @@ pub struct SourceSpec {
     /// with the workflow's other topics, and the workflows read them from there.
     #[serde(default)]
     pub repartition: bool,
+    /// The event types this source carries, when known (a `fixed` event type needs none).
+    /// `sightline check` reports a workflow step `on` an event type no source declares, once
+    /// every source of the topologies declares its types.
+    #[serde(default)]
+    pub event_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
