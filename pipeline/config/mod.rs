@@ -74,6 +74,8 @@ pub struct Config {
     pub lag: LagConfig,
     #[serde(default)]
     pub replay: ReplayConfig,
+    #[serde(default)]
+    pub dead_letters: DeadLettersConfig,
     /// Directory of the config file; relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -340,6 +342,35 @@ impl Default for EngineConfig {
             idle_timeout_ms: default_idle(),
         }
     }
+}
+
+/// Which dead-letter topics `run` watches (its own always), and how often.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub topics_regex: String,
+    #[serde(default = "default_dlq_interval")]
+    pub interval_ms: u64,
+}
+
+impl Default for DeadLettersConfig {
+    fn default() -> Self {
+        DeadLettersConfig {
+            enabled: true,
+            topics: Vec::new(),
+            topics_regex: String::new(),
+            interval_ms: default_dlq_interval(),
+        }
+    }
+}
+
+fn default_dlq_interval() -> u64 {
+    10_000
 }
 
 /// `sightline replay`: where its ledger and audit trail live, and its safety limits.

@@ -64,6 +64,7 @@ pub const SECTIONS: &[&str] = &[
     "engine",
     "lag",
     "replay",
+    "dead_letters",
 ];
 
 pub const KEYS: &[Key] = &[
@@ -156,6 +157,10 @@ pub const KEYS: &[Key] = &[
         "30000",
         "Event time mode: how long an assigned input partition that has delivered nothing holds the stream clock of its partition number back before it counts as idle.",
     ),
+    key("dead_letters.enabled", Ty::Bool, "true", "Watch dead-letter topics: depth not yet replayed, oldest age, rate, error classes (metrics), and the thresholds of `monitors.dead_letters` (alerts)."),
+    key("dead_letters.topics", Ty::Strs, "[]", "Dead-letter topics of the estate to watch, by name (Sightline's own are always watched)."),
+    key("dead_letters.topics_regex", Ty::Regex, "", "Also watch every topic whose name matches this regex (e.g. \"\\\\.dlq$|-dlt$\")."),
+    key("dead_letters.interval_ms", Ty::Int { min: 100 }, "10000", "How often the watched dead-letter topics are measured."),
     key("replay.ledger_topic", Ty::Str, "sightline.replay-ledger", "Compacted topic where `sightline replay` records how far each replay id got, in the same transaction as the records it sends (re-running an id resumes, never repeats)."),
     key("replay.audit_topic", Ty::Str, "sightline.replay-audit", "Topic of replay audit events (schemas/sightline/replay_audit.avsc): who replayed what, with which filter, and the counts."),
     key("replay.max_attempts", Ty::Int { min: 1 }, "3", "A record replayed this many times already (its sightline.replay.count header) is skipped unless --force."),

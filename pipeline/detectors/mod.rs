@@ -9,6 +9,7 @@
 //! - [`lag`]: consumer-lag status per group over a sliding window (Burrow's rules).
 
 pub mod age;
+pub mod deadletter;
 pub mod drift;
 pub mod freshness;
 pub mod lag;

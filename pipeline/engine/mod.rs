@@ -9,6 +9,7 @@
 pub mod announce;
 pub mod clock;
 pub mod commit;
+pub mod deadletters;
 pub mod lag;
 pub mod repartition;
 pub mod setup;
@@ -83,9 +84,11 @@ pub struct Engine {
     pub in_transaction: bool,
     /// The state changelog topic (exactly-once).
     pub changelog: Option<String>,
-    /// Lag events from the poller task, committed with the next timer tick's batch (in its
-    /// transaction under exactly-once).
+    /// Outputs of the side tasks (lag events, dead-letter alerts), committed with the next
+    /// timer tick's batch (in its transaction under exactly-once).
     pub lag_events: Option<tokio::sync::mpsc::UnboundedReceiver<crate::outputs::Output>>,
+    /// The dead-letter watch, with its interval; None when `dead_letters.enabled` is false.
+    pub dead_letter_watch: Option<(deadletters::DeadLetterPoller, Duration)>,
     /// Set by the rebalance hook after restoring newly assigned partitions; a restore failure
     /// is fatal.
     pub restore: Arc<crate::kafka::consumer::RestoreSignal>,
@@ -136,11 +139,22 @@ impl Engine {
         let mut restart = None;
         let consumer = self.consumer.clone();
         let exactly_once = self.guarantee == crate::config::Guarantee::ExactlyOnce;
-        let lag_task = self.lag.take().map(|(poller, interval)| {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if self.lag.is_some() || self.dead_letter_watch.is_some() {
             self.lag_events = Some(rx);
-            tokio::spawn(lag::run(poller, interval, tx, shutdown.clone()))
+        }
+        let lag_task = self.lag.take().map(|(poller, interval)| {
+            tokio::spawn(lag::run(poller, interval, tx.clone(), shutdown.clone()))
         });
+        let dlq_task = self.dead_letter_watch.take().map(|(poller, interval)| {
+            tokio::spawn(deadletters::run(
+                poller,
+                interval,
+                tx.clone(),
+                shutdown.clone(),
+            ))
+        });
+        drop(tx);
         loop {
             tokio::select! {
                 biased;
@@ -242,7 +256,7 @@ impl Engine {
         if !exactly_once {
             self.commit(CommitMode::Sync);
         }
-        if let Some(task) = lag_task {
+        for task in [lag_task, dlq_task].into_iter().flatten() {
             if restart.is_some() {
                 task.abort();
             }

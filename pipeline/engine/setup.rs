@@ -438,6 +438,23 @@ pub async fn build(
         in_transaction: false,
         changelog,
         lag_events: None,
+        dead_letter_watch: if cfg.dead_letters.enabled && opts.create_topics {
+            Some((
+                super::deadletters::DeadLetterPoller::new(
+                    cfg,
+                    &base,
+                    super::deadletters::own_topics(cfg, topologies),
+                    topologies
+                        .iter()
+                        .flat_map(|t| t.monitors.dead_letters.clone())
+                        .collect(),
+                )
+                .context("creating the dead-letter watch")?,
+                Duration::from_millis(cfg.dead_letters.interval_ms),
+            ))
+        } else {
+            None
+        },
         restore: signal,
         encoders: Arc::new(encoders),
         lag: super::lag::poller(cfg, &base, &all_inputs)

@@ -107,6 +107,12 @@ pub struct Metrics {
     pub transactions: IntCounterVec,
     pub transaction_commit: Histogram,
     pub engine_restarts: prometheus::IntCounter,
+    pub dead_letter_depth: IntGaugeVec,
+    pub dead_letter_oldest_age: IntGaugeVec,
+    pub dead_letter_records: IntCounterVec,
+    pub dead_letter_classes: IntCounterVec,
+    pub replays: IntCounterVec,
+    pub replayed_records: prometheus::IntCounter,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -278,6 +284,39 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         prometheus::IntCounter::new(
             "sightline_engine_restarts_total",
             "In-process engine restarts after an aborted Kafka transaction (e.g. a broker restart).",
+        )
+        .expect("valid metric"),
+    ),
+    dead_letter_depth: gauge_vec(
+        "sightline_dead_letter_depth",
+        "Records on a watched dead-letter topic that no replay has gone through yet.",
+        &["topic"],
+    ),
+    dead_letter_oldest_age: gauge_vec(
+        "sightline_dead_letter_oldest_age_seconds",
+        "Age of the oldest record on a watched dead-letter topic that no replay has gone through (0 when none).",
+        &["topic"],
+    ),
+    dead_letter_records: counter(
+        "sightline_dead_letter_records_total",
+        "Records written to a watched dead-letter topic (its high watermarks; rate() is the dead-letter rate).",
+        &["topic"],
+    ),
+    dead_letter_classes: counter(
+        "sightline_dead_letter_error_classes_total",
+        "Dead letters read from a watched topic, by error class (Sightline's class, or the Connect/Spring exception class; unknown without provenance headers).",
+        &["topic", "class"],
+    ),
+    replays: counter(
+        "sightline_replays_total",
+        "Replays seen on the replay audit topic, by result: completed, dry_run, failed.",
+        &["result"],
+    ),
+    replayed_records: register(
+        "sightline_replayed_records_total",
+        prometheus::IntCounter::new(
+            "sightline_replayed_records_total",
+            "Records sent back by replays (from the replay audit topic).",
         )
         .expect("valid metric"),
     ),

@@ -93,6 +93,7 @@ impl Topology {
             .chain(t.workflows.iter().flat_map(|w| w.validate()))
             .chain(t.monitors.freshness.iter().flat_map(|m| m.validate()))
             .chain(t.monitors.age.iter().flat_map(|m| m.validate()))
+            .chain(t.monitors.dead_letters.iter().flat_map(|m| m.validate()))
             .map(|reason| TopologyError {
                 file: name.clone(),
                 line: line_of(text, &reason.anchor),

@@ -38,6 +38,77 @@ pub struct Monitors {
     pub freshness: Vec<FreshnessSpec>,
     #[serde(default)]
     pub age: Vec<AgeSpec>,
+    #[serde(default)]
+    pub dead_letters: Vec<DeadLetterSpec>,
+}
+
+/// Thresholds on dead-letter topics (watched ones: `[dead_letters]` in the config, and
+/// Sightline's own). Any threshold crossed fires an alert; it resolves when back under.
+///
+/// ```yaml
+/// monitors:
+///   dead_letters:
+///     - name: shop-dlq
+///       topic: shop.orders.dlq        # a name, or a regex starting with ^
+///       max_depth: 100                # records not yet replayed
+///       max_age: 1h                   # age of the oldest record not yet replayed
+///       max_per_minute: 50            # new dead letters per minute
+///       severity: warning
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterSpec {
+    pub name: String,
+    pub topic: String,
+    #[serde(default)]
+    pub max_depth: Option<u64>,
+    #[serde(default)]
+    pub max_age: Option<Span>,
+    #[serde(default)]
+    pub max_per_minute: Option<u64>,
+    #[serde(default = "default_warning")]
+    pub severity: StepSeverity,
+}
+
+fn default_warning() -> StepSeverity {
+    StepSeverity::Warning
+}
+
+impl DeadLetterSpec {
+    pub fn validate(&self) -> Vec<super::source::Invalid> {
+        let mut out = Vec::new();
+        let anchor = format!("name: {}", self.name);
+        if self.max_depth.is_none() && self.max_age.is_none() && self.max_per_minute.is_none() {
+            out.push(super::source::Invalid {
+                anchor: anchor.clone(),
+                message: format!(
+                    "dead-letter monitor `{}`: give at least one of max_depth, max_age, max_per_minute",
+                    self.name
+                ),
+            });
+        }
+        if self.topic.starts_with('^') {
+            if let Err(e) = regex::Regex::new(&self.topic) {
+                out.push(super::source::Invalid {
+                    anchor,
+                    message: format!(
+                        "dead-letter monitor `{}`: topic pattern `{}` is not a valid regex: {e}",
+                        self.name, self.topic
+                    ),
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether this monitor watches `topic`.
+    pub fn matches(&self, topic: &str) -> bool {
+        if self.topic.starts_with('^') {
+            regex::Regex::new(&self.topic).is_ok_and(|r| r.is_match(topic))
+        } else {
+            self.topic == topic
+        }
+    }
 }
 
 /// Which age an age monitor measures.
