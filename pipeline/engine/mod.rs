@@ -512,11 +512,11 @@ impl Engine {
             });
             return Outcome::Done;
         }
-        self.to_workflows(batch, topic, rec.partition, rec.offset, &event)
+        self.feed_workflows(batch, topic, rec.partition, rec.offset, &event)
     }
 
     /// Hands an event read from `topic`/`partition` to the workflow state machines.
-    fn to_workflows(
+    fn feed_workflows(
         &mut self,
         batch: &mut Batch,
         topic: &str,
@@ -549,7 +549,7 @@ impl Engine {
         let topic = msg.topic();
         RecordConsumed { topic }.emit();
         match repartition::decode(msg.payload().unwrap_or_default()) {
-            Ok(event) => self.to_workflows(batch, topic, msg.partition(), msg.offset(), &event),
+            Ok(event) => self.feed_workflows(batch, topic, msg.partition(), msg.offset(), &event),
             Err(e) => {
                 self.internal_dead_letter(msg, format!("not a re-keyed event: {e}"), shutdown)
                     .await
@@ -722,10 +722,10 @@ impl Engine {
     /// topic, nor a source re-keyed through a repartition topic (that topic takes part instead).
     fn feeds_clock(&self, topic: &str) -> bool {
         topic != self.announce_topic
-            && !self
+            && self
                 .sources
                 .get(topic)
-                .is_some_and(|s| s.repartition_topic.is_some())
+                .is_none_or(|s| s.repartition_topic.is_none())
     }
 
     /// Fires the timers that are due on the stream clock.

@@ -16,6 +16,9 @@
 pub mod changelog;
 pub mod query;
 
+/// Key-value pairs read from the store, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The key drift knowledge `key` learnt from input partition `partition` is stored under.
 pub fn knowledge_key(partition: i32, key: &[u8]) -> Vec<u8> {
     let mut k = (partition as u32).to_be_bytes().to_vec();
@@ -24,7 +27,7 @@ pub fn knowledge_key(partition: i32, key: &[u8]) -> Vec<u8> {
 }
 
 /// Everything drift detection knows, with the partition prefixes removed.
-pub fn drift_knowledge(store: &Store) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+pub fn drift_knowledge(store: &Store) -> Result<Pairs, StateError> {
     Ok(store
         .scan_prefix(CF_SCHEMAS, b"")?
         .into_iter()
@@ -125,7 +128,7 @@ impl Store {
         from: &[u8],
         to: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<Pairs, StateError> {
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_upper_bound(to.to_vec());
         let mut out = Vec::new();
@@ -144,11 +147,7 @@ impl Store {
     }
 
     /// Every pair whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(
-        &self,
-        cf: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Pairs, StateError> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(cf),

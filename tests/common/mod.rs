@@ -530,10 +530,10 @@ pub fn behind(group: &str, topics: &[String]) -> Vec<(String, i32)> {
     ends.into_iter()
         .filter(|(t, p, high)| {
             *high > 0
-                && !committed
+                && committed
                     .find_partition(t, *p)
                     .and_then(|e| e.offset().to_raw())
-                    .is_some_and(|o| o >= *high)
+                    .is_none_or(|o| o < *high)
         })
         .map(|(t, p, _)| (t, p))
         .collect()
