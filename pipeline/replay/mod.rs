@@ -62,14 +62,14 @@ pub struct Options {
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
     /// Dead letters read in this run (a resumed run starts after what earlier runs did).
-    pub scanned: u64,
-    pub selected: u64,
-    pub sent: u64,
-    pub filtered_out: u64,
-    pub skipped_max_attempts: u64,
-    pub skipped_no_target: u64,
+    pub scanned: i64,
+    pub selected: i64,
+    pub sent: i64,
+    pub filtered_out: i64,
+    pub skipped_max_attempts: i64,
+    pub skipped_no_target: i64,
     /// Dead letters earlier runs of this id already went through.
-    pub done_before: u64,
+    pub done_before: i64,
 }
 
 /// Per dead letter: is it taken, and where does it go?
@@ -367,7 +367,7 @@ fn replay_blocking(
         let high = o.filter.until_offset.map_or(high, |u| u.min(high));
         let mut start = low.max(o.filter.from_offset.unwrap_or(low));
         if let Some(&n) = done.get(&p) {
-            summary.done_before += (n.min(high) - start).max(0) as u64;
+            summary.done_before += (n.min(high) - start).max(0);
             start = start.max(n);
         }
         if start < high {
@@ -556,4 +556,50 @@ fn replay_blocking(
     }
     bar.finish_and_clear();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_events_fit_their_shipped_contract() {
+        let schema = apache_avro::Schema::parse_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/sightline/replay_audit.avsc"
+        )))
+        .unwrap();
+        let filter = Filter {
+            since_ms: Some(1),
+            error_classes: vec!["invalid_json".into()],
+            header: Some(("h".into(), "v".into())),
+            ..Default::default()
+        };
+        let summary = Summary {
+            sent: 3,
+            ..Default::default()
+        };
+        for (event, summary) in [("STARTED", None), ("COMPLETED", Some(&summary))] {
+            let a = Audit {
+                replay_id: "r",
+                event,
+                operator: "o",
+                dead_letter_topic: "d",
+                target: None,
+                dry_run: false,
+                rate_per_second: 100.0,
+                force: false,
+                filter: &filter,
+                started_at: 1,
+                ended_at: summary.map(|_| 2),
+                summary,
+                error: None,
+                sightline_version: crate::VERSION,
+            };
+            let v = apache_avro::to_value(&a).unwrap();
+            if let Err(e) = v.clone().resolve(&schema) {
+                panic!("{event} does not fit replay_audit.avsc: {e}: {v:?}");
+            }
+        }
+    }
 }
