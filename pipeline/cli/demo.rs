@@ -9,9 +9,7 @@ pub async fn demo(opts: crate::demo::DemoOptions) -> anyhow::Result<ExitCode> {
     );
     let report = crate::demo::run(opts, None).await?;
     println!("{}", report.summary.table());
-    let order_records = report
-        .summary
-        .records_consumed_except(crate::demo::carrier_feed::TOPIC);
+    let order_records = report.summary.order_records_consumed();
     println!(
         "demo: produced {} order-to-cash records; read {}; {} events, {} dead-lettered; done in {:.1}s",
         report.produced,

@@ -223,7 +223,7 @@ pub async fn run(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = Summary::read();
-        let read = s.records_consumed_except(carrier_feed::TOPIC) as usize;
+        let read = s.order_records_consumed() as usize;
         if read >= produced || Instant::now() >= deadline {
             break;
         }

@@ -87,11 +87,12 @@ impl Summary {
         self.consumed.values().sum()
     }
 
-    /// Records read from every topic but `topic`.
-    pub fn records_consumed_except(&self, topic: &str) -> u64 {
+    /// Records read from the order-to-cash traffic's topics (not the carrier feed, the
+    /// pick-list story or Sightline's internal topics).
+    pub fn order_records_consumed(&self) -> u64 {
         self.consumed
             .iter()
-            .filter(|(t, _)| t.as_str() != topic)
+            .filter(|(t, _)| super::generator::TOPICS.contains(&t.as_str()))
             .map(|(_, n)| n)
             .sum()
     }
@@ -112,7 +113,7 @@ impl Summary {
         format!(
             "demo: {:>5.1}s  read {:>6}/{} records  events {:>6}  dead-lettered {:>3}",
             elapsed.as_secs_f64(),
-            self.records_consumed_except(super::carrier_feed::TOPIC),
+            self.order_records_consumed(),
             produced,
             self.events_total(),
             self.dead_lettered_total()
