@@ -22,5 +22,8 @@ fn the_demo_command_reads_everything_and_exits_zero() {
         last.contains(&format!("; read {produced}; ")),
         "the demo did not read what it produced: {last}"
     );
-    assert!(stdout.contains("Events consumed, by topic and type"), "{stdout}");
+    assert!(
+        stdout.contains("Events consumed, by topic and type"),
+        "{stdout}"
+    );
 }

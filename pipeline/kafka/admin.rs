@@ -55,7 +55,10 @@ pub async fn ensure_topics(
         .await
         .unwrap_or_default()
     };
-    let topics: Vec<&TopicSpec> = topics.iter().filter(|t| !existing.contains(&t.name)).collect();
+    let topics: Vec<&TopicSpec> = topics
+        .iter()
+        .filter(|t| !existing.contains(&t.name))
+        .collect();
     if topics.is_empty() {
         return Ok(Vec::new());
     }

@@ -56,3 +56,19 @@ pub fn reader_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false");
     c
 }
+
+/// The context of readers that read to the end of partitions (`enable.partition.eof`):
+/// reaching the end is how they finish, not an error worth a log line.
+pub struct EofIsNormal;
+
+impl rdkafka::ClientContext for EofIsNormal {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let eof = matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+        if !eof {
+            tracing::warn!(error = %error, reason, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofIsNormal {}

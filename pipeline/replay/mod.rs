@@ -158,7 +158,8 @@ fn read_ledger(
     let mut c = crate::kafka::client::reader_config(base, &format!("sightline-replay-ledger-{id}"));
     c.set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = c.create()?;
+    let consumer: BaseConsumer<crate::kafka::client::EofIsNormal> =
+        c.create_with_context(crate::kafka::client::EofIsNormal)?;
     let md = consumer
         .fetch_metadata(Some(ledger), Duration::from_secs(10))
         .with_context(|| format!("reading the replay ledger `{ledger}`"))?;
@@ -343,7 +344,8 @@ fn replay_blocking(
     let mut c = crate::kafka::client::reader_config(base, &format!("sightline-replay-{}", o.id));
     c.set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = c.create()?;
+    let consumer: BaseConsumer<crate::kafka::client::EofIsNormal> =
+        c.create_with_context(crate::kafka::client::EofIsNormal)?;
     let md = consumer
         .fetch_metadata(Some(&o.from), Duration::from_secs(10))
         .with_context(|| format!("reading the metadata of `{}`", o.from))?;

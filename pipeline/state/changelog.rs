@@ -119,22 +119,6 @@ pub fn checkpointed(store: &Store) -> Result<Vec<i32>, StateError> {
         .collect())
 }
 
-/// The restore consumer's context: reaching the end of a partition is how a restore ends, not
-/// an error worth a log line.
-struct RestoreContext;
-
-impl rdkafka::ClientContext for RestoreContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let eof = matches!(error, KafkaError::PartitionEOF(_))
-            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
-        if !eof {
-            tracing::warn!(error = %error, reason, "changelog restore: kafka client error");
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for RestoreContext {}
-
 /// What a restore did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Restored {
@@ -161,7 +145,8 @@ pub fn restore(
     c.set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer<RestoreContext> = c.create_with_context(RestoreContext)?;
+    let consumer: BaseConsumer<crate::kafka::client::EofIsNormal> =
+        c.create_with_context(crate::kafka::client::EofIsNormal)?;
     let mut tpl = TopicPartitionList::new();
     let mut todo: BTreeMap<i32, i64> = BTreeMap::new();
     for &p in partitions {
