@@ -72,16 +72,21 @@ async fn a_watched_dead_letter_topic_alerts_on_depth_and_a_replay_resolves_it() 
         vec![(id.clone(), "FIRING".to_string())]
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["replay", "--no-progress", "--config"])
-        .arg(setup.config())
-        .args(["--from", &dlq, "--id", "fix-1", "--rate", "0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let config = setup.config().display().to_string();
+    common::sightline_ok(
+        &[
+            "replay",
+            "--no-progress",
+            "--config",
+            &config,
+            "--from",
+            &dlq,
+            "--id",
+            "fix-1",
+            "--rate",
+            "0",
+        ],
+        &[],
     );
     sl.wait_metric(&depth, 0, Duration::from_secs(60)).await;
     sl.wait_metric(

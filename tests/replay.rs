@@ -39,13 +39,11 @@ impl Replay {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("sightline replay runs");
-        assert!(
-            out.status.success(),
-            "sightline replay {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        let config = self.setup.config().display().to_string();
+        common::sightline_ok(
+            &[&["replay", "--no-progress", "--config", &config][..], args].concat(),
+            &[("SIGHTLINE_OPERATOR", "test-operator")],
+        )
     }
 }
 

@@ -106,11 +106,15 @@ async fn a_killed_instances_partitions_and_deadlines_move_to_the_survivor_exactl
         moved > 0,
         "no alert of a's partitions fired on the survivor"
     );
-    let restored = std::fs::read_to_string(&log_b)
+    // The survivor restored the moved partitions' state from the changelog.
+    let restored: u64 = std::fs::read_to_string(&log_b)
         .unwrap()
         .lines()
-        .filter(|l| l.contains("restor"))
-        .count();
-    assert!(restored > 0, "the survivor logged no restore");
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "state restored from the changelog")
+        .filter_map(|v| v["records"].as_u64())
+        .sum();
+    println!("scale-out: the survivor restored {restored} changelog records");
+    assert!(restored > 0, "the survivor restored nothing");
     b.stop().await;
 }

@@ -45,16 +45,7 @@ async fn state_returns_the_exact_lineage_of_a_known_key_from_a_running_instance(
     )
     .await;
     let state = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-            .args(["state", "--url", &sl.http])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::sightline_ok(&[&["state", "--url", &sl.http][..], args].concat(), &[]);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
 

@@ -163,14 +163,9 @@ async fn main() {
 
     // Sightline on the same data, exactly once (the default).
     let dir = std::env::temp_dir().join(format!("sightline-bench-{id}"));
-    let (mut child, port) = start(
-        &dir,
-        &format!("bench-{id}"),
-        "exactly_once",
-        &orders,
-        &probes,
-        &out,
-    );
+    let group = format!("bench-{id}");
+    let start_exactly_once = || start(&dir, &group, "exactly_once", &orders, &probes, &out);
+    let (mut child, port) = start_exactly_once();
     let pid = child.id();
     let events = format!(
         "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{orders}\"}}"
@@ -188,14 +183,7 @@ async fn main() {
     let _ = child.wait();
     std::fs::remove_dir_all(dir.join("state")).unwrap();
     let t = Instant::now();
-    let (mut child, port) = start(
-        &dir,
-        &format!("bench-{id}"),
-        "exactly_once",
-        &orders,
-        &probes,
-        &out,
-    );
+    let (mut child, port) = start_exactly_once();
     while metric(port, "sightline_state_restoring") != 0
         || metric(port, "sightline_state_restored_records_total") == 0
     {

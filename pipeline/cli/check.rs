@@ -163,13 +163,7 @@ pub async fn problems(config: &Path) -> (Vec<String>, String, Vec<String>, Vec<T
             return (out, String::new(), Vec::new(), Vec::new());
         }
     };
-    let paths: Vec<_> = cfg
-        .topologies
-        .paths
-        .iter()
-        .map(|p| cfg.resolve(p))
-        .collect();
-    let (ts, errors) = crate::topology::load_all_lenient(&paths);
+    let (ts, errors) = crate::topology::load_all_lenient(&crate::topology::configured_paths(&cfg));
     let mut found: Vec<TopologyError> = errors;
     found.extend(cross_checks(&cfg, &ts));
     let (reg, note) = registry_checks(&cfg, &ts).await;

@@ -11,23 +11,7 @@ use tokio::sync::watch;
 
 pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let paths: Vec<_> = cfg
-        .topologies
-        .paths
-        .iter()
-        .map(|p| cfg.resolve(p))
-        .collect();
-    let topologies = crate::topology::load_all(&paths).map_err(|errors| {
-        anyhow::anyhow!(
-            "{} topology error(s):\n{}",
-            errors.len(),
-            errors
-                .iter()
-                .map(|e| format!("  - {e}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let topologies = crate::topology::load_configured(&cfg)?;
     crate::observe::metrics::init();
     let health = Health::new();
     let (bound, _http) = crate::observe::http::serve(cfg.http.bind, health.clone())

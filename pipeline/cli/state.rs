@@ -53,32 +53,7 @@ fn workflows(
         return Ok(Vec::new());
     };
     let cfg = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let paths: Vec<_> = cfg
-        .topologies
-        .paths
-        .iter()
-        .map(|p| cfg.resolve(p))
-        .collect();
-    let topologies = crate::topology::load_all(&paths).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
-    let mut out = Vec::new();
-    for t in &topologies {
-        for w in &t.workflows {
-            out.push(
-                crate::detectors::workflow::Workflow::compile(w)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", t.file.display()))?,
-            );
-        }
-    }
-    Ok(out)
+    crate::topology::compile_workflows(&crate::topology::load_configured(&cfg)?)
 }
 
 pub async fn state(a: StateArgs) -> anyhow::Result<ExitCode> {

@@ -113,7 +113,7 @@ impl Engine {
             };
             match self
                 .producer
-                .send_result(FutureRecord::to(&topic).key(&key).payload(&value))
+                .send_result(FutureRecord::to(&topic).key(&key).payload(value.as_ref()))
             {
                 Ok(d) => outputs.push((out, topic, d)),
                 Err((e, _)) => return self.abort(format!("producing to {topic}: {e}")).await,

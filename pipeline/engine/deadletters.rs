@@ -12,11 +12,10 @@ use crate::observe::metrics::METRICS;
 use crate::outputs::Output;
 use crate::replay::provenance::{self, Convention};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -61,21 +60,7 @@ impl DeadLetterPoller {
         let regex = (!cfg.dead_letters.topics_regex.is_empty())
             .then(|| regex::Regex::new(&cfg.dead_letters.topics_regex))
             .transpose()?;
-        let mut conventions = vec![
-            Convention::sightline(),
-            Convention::connect(),
-            Convention::spring(),
-        ];
-        if let Some(t) = cfg.replay.headers.get("topic") {
-            let h = &cfg.replay.headers;
-            let get = |k: &str| h.get(k).cloned().unwrap_or_default();
-            conventions.push(Convention::custom(
-                t,
-                &get("partition"),
-                &get("offset"),
-                &get("error_class"),
-            ));
-        }
+        let conventions = Convention::all(cfg);
         Ok(DeadLetterPoller {
             topics,
             regex,
@@ -164,14 +149,7 @@ impl DeadLetterPoller {
                     METRICS.replayed_records.inc_by(sent);
                 }
             } else {
-                let headers: Vec<(String, Option<Vec<u8>>)> = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let headers = provenance::owned_headers(&m);
                 let class = provenance::detect(&headers, &self.conventions)
                     .and_then(|p| p.error_class)
                     .unwrap_or_else(|| "unknown".into());
@@ -302,43 +280,6 @@ impl DeadLetterPoller {
             });
         }
         self.watch.observe(&stats, now_ms)
-    }
-}
-
-/// Runs the poller until shutdown, handing alerts to the engine (committed with its next timer
-/// batch).
-pub async fn run(
-    mut poller: DeadLetterPoller,
-    interval: Duration,
-    outputs_to: tokio::sync::mpsc::UnboundedSender<Output>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let now = chrono::Utc::now().timestamp_millis();
-        let (p, outputs) = match tokio::task::spawn_blocking(move || {
-            let o = poller.poll_once(now);
-            (poller, o)
-        })
-        .await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!(error = %e, "the dead-letter watch panicked; it stops");
-                return;
-            }
-        };
-        poller = p;
-        for o in outputs {
-            if outputs_to.send(o).is_err() {
-                return;
-            }
-        }
     }
 }
 

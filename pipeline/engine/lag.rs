@@ -499,12 +499,16 @@ impl LagPoller {
     }
 }
 
-/// Runs the poller until shutdown, handing lag events to the engine, which commits them with
-/// its next timer batch (so under exactly-once they are in a transaction like every output).
-pub async fn run(
-    mut poller: LagPoller,
+/// Runs a side task's `poll` every `interval` on the blocking pool until shutdown (or until
+/// the engine stops taking outputs), handing what it returns to the engine, which commits it
+/// with its next timer batch (under exactly-once, in its transaction like every output). The
+/// lag poller and the dead-letter watch both run this way.
+pub async fn run_periodic<P: Send + 'static>(
+    what: &'static str,
+    mut poller: P,
+    poll: fn(&mut P, i64) -> Vec<Output>,
     interval: Duration,
-    events_to: tokio::sync::mpsc::UnboundedSender<Output>,
+    outputs_to: tokio::sync::mpsc::UnboundedSender<Output>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -515,25 +519,30 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let (p, events) = match tokio::task::spawn_blocking(move || {
-            let events = poller.poll_once(now);
-            (poller, events)
+        let (p, outputs) = match tokio::task::spawn_blocking(move || {
+            let o = poll(&mut poller, now);
+            (poller, o)
         })
         .await
         {
             Ok(x) => x,
             Err(e) => {
-                tracing::error!(error = %e, "the lag poller panicked; lag monitoring stops");
+                tracing::error!(error = %e, task = what, "a side task panicked; it stops");
                 return;
             }
         };
         poller = p;
-        for e in events {
-            if events_to.send(Output::Lag(e)).is_err() {
+        for o in outputs {
+            if outputs_to.send(o).is_err() {
                 return; // the engine stopped
             }
         }
     }
+}
+
+/// One lag poll, as outputs.
+pub fn poll_outputs(poller: &mut LagPoller, now: i64) -> Vec<Output> {
+    poller.poll_once(now).into_iter().map(Output::Lag).collect()
 }
 
 /// The poller for a config, or None when lag monitoring is off.

@@ -31,7 +31,7 @@ use crate::outputs::Encoders;
 use crate::state::Store;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,9 +84,9 @@ pub struct Engine {
     pub in_transaction: bool,
     /// The state changelog topic (exactly-once).
     pub changelog: Option<String>,
-    /// Outputs of the side tasks (lag events, dead-letter alerts), committed with the next
+    /// Outputs of the side tasks (lag events, dead-letter alerts; `lag::run_periodic`), committed with the next
     /// timer tick's batch (in its transaction under exactly-once).
-    pub lag_events: Option<tokio::sync::mpsc::UnboundedReceiver<crate::outputs::Output>>,
+    pub side_outputs: Option<tokio::sync::mpsc::UnboundedReceiver<crate::outputs::Output>>,
     /// The dead-letter watch, with its interval; None when `dead_letters.enabled` is false.
     pub dead_letter_watch: Option<(deadletters::DeadLetterPoller, Duration)>,
     /// Set by the rebalance hook after restoring newly assigned partitions; a restore failure
@@ -141,14 +141,23 @@ impl Engine {
         let exactly_once = self.guarantee == crate::config::Guarantee::ExactlyOnce;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         if self.lag.is_some() || self.dead_letter_watch.is_some() {
-            self.lag_events = Some(rx);
+            self.side_outputs = Some(rx);
         }
         let lag_task = self.lag.take().map(|(poller, interval)| {
-            tokio::spawn(lag::run(poller, interval, tx.clone(), shutdown.clone()))
+            tokio::spawn(lag::run_periodic(
+                "lag poller",
+                poller,
+                lag::poll_outputs,
+                interval,
+                tx.clone(),
+                shutdown.clone(),
+            ))
         });
         let dlq_task = self.dead_letter_watch.take().map(|(poller, interval)| {
-            tokio::spawn(deadletters::run(
+            tokio::spawn(lag::run_periodic(
+                "dead-letter watch",
                 poller,
+                deadletters::DeadLetterPoller::poll_once,
                 interval,
                 tx.clone(),
                 shutdown.clone(),
@@ -160,7 +169,7 @@ impl Engine {
                 biased;
                 _ = shutdown.changed() => break,
                 _ = commit_tick.tick(), if !exactly_once => self.commit(CommitMode::Async),
-                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.lag_events.is_some() => match self.fire_timers(&mut shutdown).await {
+                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.side_outputs.is_some() => match self.fire_timers(&mut shutdown).await {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
@@ -366,19 +375,8 @@ impl Engine {
             return Outcome::Done;
         };
         RecordConsumed { topic }.emit();
-        let headers: Vec<(&str, Option<&[u8]>)> = msg
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
-        let rec = RawRecord {
-            topic,
-            partition: msg.partition(),
-            offset: msg.offset(),
-            timestamp_ms: msg.timestamp().to_millis(),
-            key: msg.key(),
-            value: msg.payload(),
-            headers: &headers,
-        };
+        let headers = crate::ingest::borrowed_headers(msg);
+        let rec = RawRecord::of(msg, &headers);
         let mut backoff = Duration::from_millis(200);
         let mut outage = false;
         let decoded = loop {
@@ -599,19 +597,8 @@ impl Engine {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = msg.topic();
-        let headers: Vec<(&str, Option<&[u8]>)> = msg
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
-        let rec = RawRecord {
-            topic,
-            partition: msg.partition(),
-            offset: msg.offset(),
-            timestamp_ms: msg.timestamp().to_millis(),
-            key: msg.key(),
-            value: msg.payload(),
-            headers: &headers,
-        };
+        let headers = crate::ingest::borrowed_headers(msg);
+        let rec = RawRecord::of(msg, &headers);
         let dlq = format!("{topic}{}", self.dead_letter_suffix);
         self.dead_letter_to(
             dlq,
@@ -761,7 +748,7 @@ impl Engine {
             if std::mem::take(&mut first) {
                 self.freshness.tick(wall, &mut batch.outputs);
                 self.age.tick(wall, &mut batch.outputs);
-                if let Some(rx) = &mut self.lag_events {
+                if let Some(rx) = &mut self.side_outputs {
                     while let Ok(out) = rx.try_recv() {
                         batch.outputs.push(out);
                     }

@@ -8,7 +8,6 @@ use super::{Discard, Engine, EventSink};
 use crate::config::{Config, Guarantee};
 use crate::contracts::Contract;
 use crate::detectors::drift::DriftDetector;
-use crate::detectors::workflow::Workflow;
 use crate::ingest::{Decoder, Mapper, SourceIngest};
 use crate::kafka::admin::{ensure_topics, TopicSpec};
 use crate::kafka::consumer::{RestoreHook, RestoreSignal};
@@ -398,14 +397,7 @@ pub async fn build(
         .context("subscribing to the source topics")?;
     tracing::info!(topics = %topics.join(","), group = %cfg.kafka.group_id, "subscribed");
     let drift = DriftDetector::restore(&crate::state::drift_knowledge(&store)?);
-    let mut compiled = Vec::new();
-    for t in topologies {
-        for w in &t.workflows {
-            compiled.push(Workflow::compile(w).map_err(|e| {
-                anyhow::anyhow!("{}: workflow `{}`: {e}", t.file.display(), w.name)
-            })?);
-        }
-    }
+    let compiled = crate::topology::compile_workflows(topologies)?;
     crate::observe::read::READ.attach(&store, compiled.clone());
     let mut clock = StreamClock::new(cfg.engine.time, cfg.engine.allowed_lateness_ms as i64);
     clock.idle_ms = cfg.engine.idle_timeout_ms as i64;
@@ -437,7 +429,7 @@ pub async fn build(
         guarantee: cfg.kafka.processing_guarantee,
         in_transaction: false,
         changelog,
-        lag_events: None,
+        side_outputs: None,
         dead_letter_watch: if cfg.dead_letters.enabled && opts.create_topics {
             Some((
                 super::deadletters::DeadLetterPoller::new(

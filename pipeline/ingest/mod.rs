@@ -45,6 +45,35 @@ pub struct RawRecord<'a> {
     pub headers: &'a [(&'a str, Option<&'a [u8]>)],
 }
 
+/// A consumed message's headers, borrowed, in order.
+pub fn borrowed_headers<'a>(
+    msg: &'a rdkafka::message::BorrowedMessage<'a>,
+) -> Vec<(&'a str, Option<&'a [u8]>)> {
+    use rdkafka::message::{Headers, Message};
+    msg.headers()
+        .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+        .unwrap_or_default()
+}
+
+impl<'a> RawRecord<'a> {
+    /// The record a consumed message is, with its headers (from [`borrowed_headers`]).
+    pub fn of(
+        msg: &'a rdkafka::message::BorrowedMessage<'a>,
+        headers: &'a [(&'a str, Option<&'a [u8]>)],
+    ) -> RawRecord<'a> {
+        use rdkafka::message::Message;
+        RawRecord {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            timestamp_ms: msg.timestamp().to_millis(),
+            key: msg.key(),
+            value: msg.payload(),
+            headers,
+        }
+    }
+}
+
 /// Decoding, contract and mapping for one source.
 pub struct SourceIngest {
     pub name: String,

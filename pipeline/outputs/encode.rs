@@ -67,18 +67,22 @@ impl Encoders {
         })
     }
 
-    /// (topic, key, value) for an output.
-    pub fn encode(&self, out: &Output) -> anyhow::Result<(String, String, Vec<u8>)> {
+    /// (topic, key, value) for an output. A re-keyed event is already bytes: borrowed, not
+    /// copied (it is on the hot path of a repartitioned source).
+    pub fn encode<'a>(
+        &self,
+        out: &'a Output,
+    ) -> anyhow::Result<(String, String, std::borrow::Cow<'a, [u8]>)> {
         let (target, value) = match out {
             Output::Alert(a) => (&self.alerts, serialize(&self.alerts, a)?),
             Output::Drift(d) => (&self.drift, serialize(&self.drift, d)?),
             Output::Sla(x) => (&self.sla, serialize(&self.sla, x)?),
             Output::Lag(x) => (&self.lag, serialize(&self.lag, x)?),
             Output::Rekeyed { topic, key, value } => {
-                return Ok((topic.clone(), key.clone(), value.clone()))
+                return Ok((topic.clone(), key.clone(), value.as_slice().into()))
             }
         };
-        Ok((target.topic.clone(), out.key(), value))
+        Ok((target.topic.clone(), out.key(), value.into()))
     }
 }
 

@@ -29,7 +29,7 @@ pub async fn send_all(
         .iter()
         .map(|(_, (topic, key, value))| {
             producer
-                .send_result(FutureRecord::to(topic).key(key).payload(value))
+                .send_result(FutureRecord::to(topic).key(key).payload(value.as_ref()))
                 .ok()
         })
         .collect();

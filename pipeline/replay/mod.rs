@@ -19,7 +19,7 @@ use crate::config::Config;
 use anyhow::Context;
 use provenance::{Convention, Provenance};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -260,21 +260,7 @@ pub async fn run(cfg: &Config, o: Options) -> anyhow::Result<Summary> {
         ],
     )
     .await?;
-    let mut conventions = vec![
-        Convention::sightline(),
-        Convention::connect(),
-        Convention::spring(),
-    ];
-    let h = &cfg.replay.headers;
-    if let Some(t) = h.get("topic") {
-        let get = |k: &str| h.get(k).cloned().unwrap_or_default();
-        conventions.push(Convention::custom(
-            t,
-            &get("partition"),
-            &get("offset"),
-            &get("error_class"),
-        ));
-    }
+    let conventions = Convention::all(cfg);
     let key = match &o.filter.key_pattern {
         Some(p) => Some(regex::Regex::new(p).with_context(|| format!("--key-pattern `{p}`"))?),
         None => None,
@@ -451,14 +437,7 @@ fn replay_blocking(
         }
         summary.scanned += 1;
         bar.inc(1);
-        let headers: Vec<(String, Option<Vec<u8>>)> = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = provenance::owned_headers(&m);
         let (decision, prov) = selector.decide(&m, &headers);
         match decision {
             Decision::Filtered => summary.filtered_out += 1,

@@ -62,6 +62,23 @@ impl Convention {
         )
     }
 
+    /// Every convention understood: Sightline's, Connect's, Spring's, and the one in
+    /// `replay.headers` when configured.
+    pub fn all(cfg: &crate::config::Config) -> Vec<Convention> {
+        let mut out = vec![Self::sightline(), Self::connect(), Self::spring()];
+        let h = &cfg.replay.headers;
+        if let Some(t) = h.get("topic") {
+            let get = |k: &str| h.get(k).cloned().unwrap_or_default();
+            out.push(Self::custom(
+                t,
+                &get("partition"),
+                &get("offset"),
+                &get("error_class"),
+            ));
+        }
+        out
+    }
+
     /// A convention from config (`replay.headers.*`); numbers as decimal text.
     pub fn custom(topic: &str, partition: &str, offset: &str, error_class: &str) -> Self {
         Self::new("custom", topic, partition, offset, error_class, false)
@@ -85,6 +102,18 @@ pub const REPLAY_ID: &str = "sightline.replay.id";
 pub const REPLAY_DLQ_TOPIC: &str = "sightline.replay.dlq.topic";
 pub const REPLAY_DLQ_PARTITION: &str = "sightline.replay.dlq.partition";
 pub const REPLAY_DLQ_OFFSET: &str = "sightline.replay.dlq.offset";
+
+/// A consumed message's headers, owned.
+pub fn owned_headers<M: rdkafka::message::Message>(m: &M) -> Vec<(String, Option<Vec<u8>>)> {
+    use rdkafka::message::Headers;
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// Headers as the last value per name (headers are appended, so the last one is the newest).
 pub fn last_values(headers: &[(String, Option<Vec<u8>>)]) -> BTreeMap<&str, &[u8]> {

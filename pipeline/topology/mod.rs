@@ -112,6 +112,47 @@ fn line_of(text: &str, anchor: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(anchor)).map(|i| i + 1)
 }
 
+/// The topology files a config names (`topologies.paths`), resolved against its directory.
+pub fn configured_paths(cfg: &crate::config::Config) -> Vec<PathBuf> {
+    cfg.topologies
+        .paths
+        .iter()
+        .map(|p| cfg.resolve(p))
+        .collect()
+}
+
+/// The topologies a config names; every problem in them as one error.
+pub fn load_configured(cfg: &crate::config::Config) -> anyhow::Result<Vec<Topology>> {
+    load_all(&configured_paths(cfg)).map_err(|errors| {
+        anyhow::anyhow!(
+            "{} topology error(s):\n{}",
+            errors.len(),
+            errors
+                .iter()
+                .map(|e| format!("  - {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// Compiles every workflow of `topologies`; an error names the file and the workflow.
+pub fn compile_workflows(
+    topologies: &[Topology],
+) -> anyhow::Result<Vec<crate::detectors::workflow::Workflow>> {
+    let mut out = Vec::new();
+    for t in topologies {
+        for w in &t.workflows {
+            out.push(
+                crate::detectors::workflow::Workflow::compile(w).map_err(|e| {
+                    anyhow::anyhow!("{}: workflow `{}`: {e}", t.file.display(), w.name)
+                })?,
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Expands files and directories (their `*.yaml` / `*.yml`, sorted) and loads every topology.
 /// All problems in all files are returned together.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Topology>, Vec<TopologyError>> {

@@ -154,6 +154,21 @@ pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<Read> {
     out
 }
 
+/// Runs a `sightline` command line to its end and asserts it succeeded (stderr in the message).
+pub fn sightline_ok(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("sightline runs");
+    assert!(
+        out.status.success(),
+        "sightline {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Polls `f` until it returns Some or the deadline passes.
 pub async fn wait_for<T>(
     what: &str,
