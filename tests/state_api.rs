@@ -67,8 +67,9 @@ async fn state_returns_the_exact_lineage_of_a_known_key_from_a_running_instance(
     );
     assert_eq!(open["oldest"][0]["key"], json!("O-42"));
 
-    // The shipment deadline (30 days after payment) is not due within the hour; within 31
-    // days it is.
+    // The payment deadline is spent (payment arrived), whichever topic was read first; the
+    // shipment deadline (30 days after payment) is not due within the hour; within 31 days it
+    // is, named by its step.
     let soon = state(&["timers"]);
     assert!(
         !soon
@@ -85,6 +86,7 @@ async fn state_returns_the_exact_lineage_of_a_known_key_from_a_running_instance(
         .iter()
         .any(|t| t["kind"] == "deadline"
             && t["key"] == "O-42"
+            && t["step"] == "shipped"
             && t["due"] == t1 + 30 * 86_400_000));
 
     let (code, body) = common::http_get(&format!("{}/api/workflows", sl.http))

@@ -89,7 +89,7 @@ pub async fn state(a: StateArgs) -> anyhow::Result<ExitCode> {
                     crate::state::query::open_instances(&store, &wfs, workflow.as_deref(), *top, now)?
                 }
                 What::Timers { within_ms } => {
-                    crate::state::query::timers_due(&store, i64::MIN + 1, now + within_ms)?
+                    crate::state::query::timers_due(&store, &wfs, i64::MIN + 1, now + within_ms)?
                 }
             }
         }

@@ -132,8 +132,8 @@ struct TimersQuery {
 async fn api_timers(Query(q): Query<TimersQuery>) -> ApiResult {
     let now = chrono::Utc::now().timestamp_millis();
     let within = q.within_ms.unwrap_or(3_600_000);
-    with_store(move |store, _| {
-        crate::state::query::timers_due(store, i64::MIN + 1, now + within)
+    with_store(move |store, wfs| {
+        crate::state::query::timers_due(store, wfs, i64::MIN + 1, now + within)
             .map_err(|e| e.to_string())
     })
     .await

@@ -163,8 +163,17 @@ pub fn open_instances(
     }))
 }
 
-/// Timers due in `[from_ms, to_ms)` on their partitions' stream clocks.
-pub fn timers_due(store: &Store, from_ms: i64, to_ms: i64) -> Result<Value, StateError> {
+/// Timers due in `[from_ms, to_ms)` on their partitions' stream clocks that still matter.
+///
+/// Timers are not deleted when their step arrives (the machine ignores a spent timer when it
+/// fires), so a deadline whose step has arrived, or an orphan check of an instance that has
+/// started, is spent and not listed; neither is anything of a closed instance but its expiry.
+pub fn timers_due(
+    store: &Store,
+    workflows: &[Workflow],
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Value, StateError> {
     let due = |t: i64| ((t as u64) ^ (1 << 63)).to_be_bytes();
     let mut out = Vec::new();
     for p in partitions(store)? {
@@ -181,14 +190,34 @@ pub fn timers_due(store: &Store, from_ms: i64, to_ms: i64) -> Result<Value, Stat
                 Some(b'E') => "expire",
                 _ => "?",
             };
+            let step = k
+                .get(13..17)
+                .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")) as usize);
             let rest = k.get(17..).unwrap_or_default();
             let z = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            let (wf, key) = (
+                String::from_utf8_lossy(&rest[..z]).into_owned(),
+                String::from_utf8_lossy(rest.get(z + 1..).unwrap_or_default()).into_owned(),
+            );
+            let inst = store
+                .get(CF_INSTANCES, &instance_key(p, &wf, &key))?
+                .and_then(|v| serde_json::from_slice::<Instance>(&v).ok());
+            let spent = inst.as_ref().is_some_and(|i| match kind {
+                "deadline" => i.closed || i.seen.contains_key(&step),
+                "orphan" => i.closed || i.started_at.is_some(),
+                _ => false,
+            });
+            if spent {
+                continue;
+            }
+            let w = workflows.iter().find(|w| w.name == wf);
             out.push(json!({
                 "partition": p,
                 "due": at,
                 "kind": kind,
-                "workflow": String::from_utf8_lossy(&rest[..z]),
-                "key": String::from_utf8_lossy(rest.get(z + 1..).unwrap_or_default()),
+                "step": (kind == "deadline").then(|| step_name(w, step)),
+                "workflow": wf,
+                "key": key,
             }));
         }
     }
