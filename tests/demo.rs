@@ -87,8 +87,28 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
         .remove(&(feed.to_string(), "parcel_scanned".to_string()))
         .unwrap_or(0);
     assert_eq!(scans, report.summary.consumed[feed]);
+    // The warehouse picks: 5 of 10 dead-lettered for their epoch-ms times, then replayed after
+    // the fix, so all 10 are events.
+    let picks = demo::warehouse_picks::TOPIC.to_string();
+    assert_eq!(
+        order_events.remove(&(picks.clone(), "item_picked".to_string())),
+        Some(10)
+    );
     assert_eq!(order_events, events);
-    assert_eq!(report.summary.dead_lettered, poison);
+    let mut dead_lettered = report.summary.dead_lettered.clone();
+    assert_eq!(
+        dead_lettered.remove(&(picks.clone(), "invalid_event_time".to_string())),
+        Some(5)
+    );
+    assert_eq!(dead_lettered, poison);
+    // A dry run first (sends nothing), then the replay: exactly the 5 dead letters.
+    let replays: Vec<(&str, i64, i64, i64)> = report
+        .summary
+        .replays
+        .iter()
+        .map(|(what, s)| (what.as_str(), s.scanned, s.selected, s.sent))
+        .collect();
+    assert_eq!(replays, vec![("dry run", 5, 5, 0), ("replay", 5, 5, 5)]);
     assert_eq!(
         poison.values().sum::<u64>(),
         events.values().sum::<u64>() / 100
@@ -131,7 +151,11 @@ async fn demo_reads_every_record_and_dead_letters_exactly_the_poison() {
         "FIRING".into(),
     ));
     // The carrier feed: DHL falls silent once and comes back; one stale UPS scan.
-    for id in ["freshness/dhl-scans", "age/scan-age"] {
+    for id in [
+        "freshness/dhl-scans",
+        "age/scan-age",
+        "dead_letters/picks-dead-letters/warehouse.picks.dlq/dead_letter_depth",
+    ] {
         want.push((id.into(), "FIRING".into()));
         want.push((id.into(), "RESOLVED".into()));
     }

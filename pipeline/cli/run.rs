@@ -25,11 +25,36 @@ pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!("shutdown requested; finishing the record in hand and committing");
         let _ = stop_tx.send(true);
     });
+    // SIGHUP reloads the topology files; a change of source mappings only applies at once,
+    // anything else is refused (it needs a restart) and the running topologies stay.
+    let (topo_tx, topo_rx) = watch::channel(std::sync::Arc::new(topologies));
+    {
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                reload(&cfg, &topo_tx);
+            }
+        });
+    }
+    let build_options = || engine::setup::BuildOptions {
+        reload: Some(topo_rx.clone()),
+        ..Default::default()
+    };
     // A failure at start is a configuration or reachability problem: reported, and the process
     // exits. Later, an aborted transaction restarts the engine in-process: new clients, state
     // caught up from the changelog, input resumed from the last commit.
-    let mut engine =
-        engine::setup::build(&cfg, &topologies, health.clone(), Default::default()).await?;
+    let mut engine = engine::setup::build(
+        &cfg,
+        &topo_rx.borrow().clone(),
+        health.clone(),
+        build_options(),
+    )
+    .await?;
     let mut backoff = Duration::from_secs(1);
     loop {
         let why = match engine.run(stop_rx.clone()).await? {
@@ -45,8 +70,8 @@ pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
                 _ = stop_rx.changed() => return Ok(ExitCode::SUCCESS),
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
-            match engine::setup::build(&cfg, &topologies, health.clone(), Default::default()).await
-            {
+            let topologies = topo_rx.borrow().clone();
+            match engine::setup::build(&cfg, &topologies, health.clone(), build_options()).await {
                 Ok(e) => break e,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "engine restart failed; retrying")
@@ -55,6 +80,27 @@ pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
         };
         backoff = Duration::from_secs(1);
     }
+}
+
+/// Re-reads the configured topology files and passes them on when only source mappings
+/// changed; otherwise says why not, and the running topologies stay.
+fn reload(cfg: &Config, topo_tx: &watch::Sender<std::sync::Arc<Vec<crate::topology::Topology>>>) {
+    use crate::observe::metrics::METRICS;
+    let new = match crate::topology::load_configured(cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            METRICS.reloads.with_label_values(&["failed"]).inc();
+            tracing::error!(error = %format!("{e:#}"), "SIGHUP: reload refused; the running topologies stay");
+            return;
+        }
+    };
+    if let Err(problems) = crate::topology::reload::mapping_change(&topo_tx.borrow(), &new) {
+        METRICS.reloads.with_label_values(&["refused"]).inc();
+        tracing::error!(problems = %problems.join("; "), "SIGHUP: reload refused; the running topologies stay");
+        return;
+    }
+    tracing::info!("SIGHUP: topologies re-read; applying the new source mappings");
+    let _ = topo_tx.send(std::sync::Arc::new(new));
 }
 
 async fn shutdown_signal() {

@@ -66,10 +66,7 @@ pub async fn run(
         // round runs on a busy machine: it is sent exactly once.
         let stale = !stale_sent && t >= STALE_SCAN_AT;
         stale_sent |= stale;
-        let mut scans = vec![(
-            "ups",
-            if stale { now - 20 * 60_000 } else { now - 200 },
-        )];
+        let mut scans = vec![("ups", if stale { now - 20 * 60_000 } else { now - 200 })];
         if !(SILENT.0..SILENT.1).contains(&t) {
             scans.push(("dhl", now - 300));
         }

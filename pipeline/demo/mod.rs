@@ -5,6 +5,7 @@
 pub mod carrier_feed;
 pub mod generator;
 pub mod summary;
+pub mod warehouse_picks;
 
 use crate::config::Config;
 use crate::engine;
@@ -95,7 +96,8 @@ pub async fn run(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"sightline-demo\"\ncommit_interval_ms = 200\n\
          [kafka.topics]\npartitions = 3\nreplication_factor = 1\n[state]\ndir = \"{}\"\n[http]\nbind = \"{}\"\n\
          [topologies]\npaths = []\n[schemas]\ndir = \"{}\"\n\
-         [lag]\ngroups = [\"{}\"]\ntopics = [\"{}\"]\ninterval_ms = 250\nwindow = 4\n",
+         [lag]\ngroups = [\"{}\"]\ntopics = [\"{}\"]\ninterval_ms = 250\nwindow = 4\n\
+         [dead_letters]\ninterval_ms = 500\n",
         work.join("state").display(),
         opts.http,
         work.join("schemas").display(),
@@ -112,10 +114,14 @@ pub async fn run(
     };
     let topology = parse(TOPOLOGY, "topologies/order-to-cash.yaml")?;
     let feed_topology = parse(carrier_feed::TOPOLOGY, "<demo>/carrier-feed.yaml")?;
-    let topologies = vec![topology, feed_topology];
+    let picks_topology = parse(&warehouse_picks::broken(), warehouse_picks::FILE)?;
+    let topologies = vec![topology, feed_topology, picks_topology];
 
     // The mock cluster has no CreateTopics: make inputs and outputs through its own API.
-    for t in generator::TOPICS.iter().chain([&carrier_feed::TOPIC]) {
+    for t in generator::TOPICS
+        .iter()
+        .chain([&carrier_feed::TOPIC, &warehouse_picks::TOPIC])
+    {
         mock.create_topic(t, 3, 1)
             .context("creating a demo topic")?;
     }
@@ -127,6 +133,10 @@ pub async fn run(
     for t in engine::setup::output_topics(&cfg, &topologies) {
         mock.create_topic(&t.name, t.partitions, 1)
             .context("creating a demo topic")?;
+    }
+    for t in [&cfg.replay.ledger_topic, &cfg.replay.audit_topic] {
+        mock.create_topic(t, 1, 1)
+            .context("creating the demo's replay topics")?;
     }
 
     let health = Health::new();
@@ -145,6 +155,8 @@ pub async fn run(
         let _ = tx.send(bound);
     }
 
+    // The reload channel: the picks fix arrives on it, as SIGHUP's re-read files do in `run`.
+    let (reload_tx, reload_rx) = watch::channel(std::sync::Arc::new(topologies.clone()));
     let engine = engine::setup::build(
         &cfg,
         &topologies,
@@ -152,6 +164,7 @@ pub async fn run(
         engine::setup::BuildOptions {
             create_topics: false,
             sink: None,
+            reload: Some(reload_rx),
         },
     )
     .await?;
@@ -213,6 +226,7 @@ pub async fn run(
     }
     let feed_started = Instant::now();
     let feed = tokio::spawn(carrier_feed::run(bootstrap.clone(), feed_stopped));
+    warehouse_picks::produce(&producer).await?;
     orders.await?;
     // The feed's timeline (a silence, a stalled consumer) plays out in full.
     tokio::time::sleep(carrier_feed::TIMELINE.saturating_sub(feed_started.elapsed())).await;
@@ -247,6 +261,7 @@ pub async fn run(
             quiet_since = Instant::now();
         }
     }
+    let replays = fix_and_replay(&cfg, &topologies, &reload_tx, started).await?;
     let _ = feed_stop.send(true);
     feed.await.context("carrier feed task")??;
     let _ = stop_tx.send(true);
@@ -255,6 +270,7 @@ pub async fn run(
     }
     http_task.abort();
     let mut summary = Summary::read();
+    summary.replays = replays;
     // What a data engineer subscribed to the outputs sees.
     let drift_count = summary.drift_events.values().sum::<u64>() as usize;
     let alert_count = summary.alerts.values().sum::<u64>() as usize;
@@ -271,6 +287,109 @@ pub async fn run(
         http: bound,
         elapsed: started.elapsed(),
     })
+}
+
+/// The dead-letter story's second half (see [`warehouse_picks`]): wait for the dead-letter
+/// alert, reload the fixed mapping, replay (a dry run first), and wait until the replayed
+/// picks are read and the alert resolves. Returns the dry run's and the replay's summaries.
+async fn fix_and_replay(
+    cfg: &Config,
+    topologies: &[Topology],
+    reload: &watch::Sender<std::sync::Arc<Vec<Topology>>>,
+    started: Instant,
+) -> anyhow::Result<Vec<(String, crate::replay::Summary)>> {
+    let picks_events = |s: &Summary| {
+        s.events
+            .iter()
+            .filter(|((t, _), _)| t == warehouse_picks::TOPIC)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let dlq_alerts = |s: &Summary, status: &str| {
+        s.alerts
+            .get(&("dead_letter_depth".to_string(), status.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    wait_for("the dead-letter alert on warehouse.picks.dlq", 20, |s| {
+        dlq_alerts(s, "firing") >= 1
+    })
+    .await?;
+    let s = Summary::read();
+    println!(
+        "demo: {:>5.1}s  {} of {} warehouse picks were dead-lettered (invalid_event_time: the new scanner app sends epoch milliseconds, the source expects RFC 3339); the dead-letter monitor fired",
+        started.elapsed().as_secs_f64(),
+        s.dead_lettered
+            .iter()
+            .filter(|((t, _), _)| t == warehouse_picks::TOPIC)
+            .map(|(_, n)| n)
+            .sum::<u64>(),
+        warehouse_picks::PICKS
+    );
+    // The fix: `event_time.format: auto`, applied by a reload of the source mappings.
+    let parse = |text: &str| {
+        Topology::parse(text, Path::new(warehouse_picks::FILE))
+            .map_err(|_| anyhow::anyhow!("the fixed picks topology does not parse"))
+    };
+    let fixed: Vec<Topology> = topologies
+        .iter()
+        .map(|t| {
+            if t.file == Path::new(warehouse_picks::FILE) {
+                parse(&warehouse_picks::fixed())
+            } else {
+                Ok(t.clone())
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
+    crate::topology::reload::mapping_change(topologies, &fixed)
+        .map_err(|p| anyhow::anyhow!("the picks fix is not a mapping change: {}", p.join("; ")))?;
+    reload
+        .send(std::sync::Arc::new(fixed))
+        .map_err(|_| anyhow::anyhow!("the engine stopped before the fix"))?;
+    println!(
+        "demo: {:>5.1}s  fix: the picks source reads event_time as RFC 3339 or epoch ms (format: auto); mappings reloaded",
+        started.elapsed().as_secs_f64()
+    );
+    let mut out = Vec::new();
+    for dry_run in [true, false] {
+        let what = if dry_run { "dry run" } else { "replay" };
+        println!(
+            "demo: {:>5.1}s  sightline replay --from {} --original-topic {} --id {}{}",
+            started.elapsed().as_secs_f64(),
+            warehouse_picks::DEAD_LETTERS,
+            warehouse_picks::TOPIC,
+            warehouse_picks::REPLAY_ID,
+            if dry_run { " --dry-run" } else { "" }
+        );
+        let s = crate::replay::run(cfg, warehouse_picks::replay_options(dry_run))
+            .await
+            .with_context(|| format!("the demo's {what}"))?;
+        out.push((what.to_string(), s));
+    }
+    wait_for(
+        "the replayed picks to be read and the dead-letter alert to resolve",
+        20,
+        |s| picks_events(s) >= warehouse_picks::PICKS as u64 && dlq_alerts(s, "resolved") >= 1,
+    )
+    .await?;
+    println!(
+        "demo: {:>5.1}s  all {} picks read; the dead-letter depth is 0 and the monitor resolved",
+        started.elapsed().as_secs_f64(),
+        warehouse_picks::PICKS
+    );
+    Ok(out)
+}
+
+/// Waits until the metrics say `done`, `secs` at most.
+async fn wait_for(what: &str, secs: u64, done: impl Fn(&Summary) -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done(&Summary::read()) {
+        if Instant::now() >= deadline {
+            anyhow::bail!("the demo waited {secs} s for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// Reads `n` JSON records from an output topic of the mock cluster (10 s at most).

@@ -30,6 +30,8 @@ pub struct Summary {
     pub lag_changes: BTreeMap<String, u64>,
     /// The lag events as read back from the lag topic.
     pub lag_records: Vec<serde_json::Value>,
+    /// The demo's replays (dry run, replay) and what each did.
+    pub replays: Vec<(String, crate::replay::Summary)>,
 }
 
 fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
@@ -208,6 +210,23 @@ impl Summary {
         }
         for ((kind, status), (n, example)) in &by_kind {
             let _ = writeln!(out, "  {kind:<20} {status:<9} {n:>6}   e.g. {example}");
+        }
+        let _ = writeln!(out, "\nDead-letter replays (warehouse.picks.dlq)");
+        if self.replays.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        } else {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:>6} {:>9} {:>6} {:>13}",
+                "run", "read", "selected", "sent", "filtered out"
+            );
+        }
+        for (what, r) in &self.replays {
+            let _ = writeln!(
+                out,
+                "  {what:<10} {:>6} {:>9} {:>6} {:>13}",
+                r.scanned, r.selected, r.sent, r.filtered_out
+            );
         }
         let _ = writeln!(
             out,

@@ -53,11 +53,21 @@ impl EventSink for Discard {
     fn on_event(&mut self, _event: &Event) {}
 }
 
+/// Builds source mappings from topologies (for a reload).
+pub type SourceFactory =
+    Box<dyn Fn(&[crate::topology::Topology]) -> anyhow::Result<sources::Sources> + Send + Sync>;
+
 pub struct Engine {
     pub consumer: Arc<PipelineConsumer>,
     pub producer: FutureProducer,
     /// Ingest per input topic or topic pattern.
     pub sources: sources::Sources,
+    /// Reloaded topologies, and how to build source mappings from them: a new mapping applies
+    /// from the next record on (between micro-batches, so a batch is mapped by one mapping).
+    pub reload: Option<(
+        watch::Receiver<Arc<Vec<crate::topology::Topology>>>,
+        SourceFactory,
+    )>,
     /// Internal repartition topics the workflows read re-keyed events from.
     pub repartition_inputs: std::collections::HashSet<String>,
     /// Repartition topic -> the source topic it is fed from (exact topics only).
@@ -128,7 +138,51 @@ pub enum Ended {
     Restart(String),
 }
 
+/// The next reloaded topologies; pending forever without a reload channel (or once it closed).
+async fn reloaded(
+    reload: &mut Option<(
+        watch::Receiver<Arc<Vec<crate::topology::Topology>>>,
+        SourceFactory,
+    )>,
+) -> Option<Arc<Vec<crate::topology::Topology>>> {
+    match reload {
+        Some((rx, _)) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 impl Engine {
+    /// Replaces the source mappings with those of `topologies`; on an error the running ones
+    /// stay, and the error is logged.
+    fn reload_sources(&mut self, topologies: &[crate::topology::Topology]) {
+        let Some((_, factory)) = &self.reload else {
+            return;
+        };
+        match factory(topologies) {
+            Ok(new) => {
+                self.sources = new;
+                crate::observe::metrics::METRICS
+                    .reloads
+                    .with_label_values(&["ok"])
+                    .inc();
+                tracing::info!(
+                    files = %topologies.iter().map(|t| t.file.display().to_string()).collect::<Vec<_>>().join(", "),
+                    "source mappings reloaded; records from now on are mapped by them"
+                );
+            }
+            Err(e) => {
+                crate::observe::metrics::METRICS
+                    .reloads
+                    .with_label_values(&["failed"])
+                    .inc();
+                tracing::error!(error = %format!("{e:#}"), "reload refused; the running source mappings stay");
+            }
+        }
+    }
+
     /// Runs until `shutdown` turns true, then commits what was handled and returns.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Ended> {
         let mut commit_tick = tokio::time::interval(self.commit_interval);
@@ -168,6 +222,7 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                Some(topologies) = reloaded(&mut self.reload) => self.reload_sources(&topologies),
                 _ = commit_tick.tick(), if !exactly_once => self.commit(CommitMode::Async),
                 _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.side_outputs.is_some() => match self.fire_timers(&mut shutdown).await {
                     Outcome::Done => {}

@@ -131,50 +131,14 @@ fn check_co_partitioned(
     Ok(())
 }
 
-/// Knobs of [`build`] that differ between `run`, the demo and tests.
-pub struct BuildOptions {
-    /// Create missing output topics (the mock cluster cannot; the demo makes them itself).
-    pub create_topics: bool,
-    /// Where mapped events go; `None` discards them.
-    pub sink: Option<Box<dyn EventSink>>,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        BuildOptions {
-            create_topics: true,
-            sink: None,
-        }
-    }
-}
-
-/// Builds the engine: creates missing output topics, connects the registry, subscribes.
-pub async fn build(
+/// The source mappings of `topologies`: decoder, mapper, contract and dead-letter topic per
+/// input topic (at start, and again on a reload of the mappings).
+pub fn build_sources(
     cfg: &Config,
     topologies: &[Topology],
-    health: Arc<Health>,
-    opts: BuildOptions,
-) -> anyhow::Result<Engine> {
-    let base = client_config(cfg)?;
-    if opts.create_topics {
-        ensure_topics(&base, &output_topics(cfg, topologies)).await?;
-    }
-
-    let registry_settings = crate::registry::settings(cfg)?;
-    let encoders = Encoders::new(&cfg.outputs, registry_settings.as_ref()).await?;
-    let registry = match registry_settings {
-        Some(settings) => {
-            let ok = crate::registry::reachable(cfg).await;
-            health.set_registry_ok(ok);
-            if !ok {
-                tracing::warn!(url = %cfg.registry.as_ref().map(|r| r.url.as_str()).unwrap_or(""),
-                    "schema registry not reachable at start; Avro records will wait for it");
-            }
-            Some(Arc::new(AvroDecoder::new(settings)))
-        }
-        None => None,
-    };
-
+    health: &Arc<Health>,
+    registry: Option<Arc<AvroDecoder>>,
+) -> anyhow::Result<Sources> {
     let mut sources = Sources::default();
     for t in topologies {
         for s in &t.sources {
@@ -236,6 +200,64 @@ pub async fn build(
         [&o.alerts, &o.sla, &o.drift, &o.lag].into_iter().cloned(),
         &o.dead_letter_suffix,
     );
+    Ok(sources)
+}
+
+/// Knobs of [`build`] that differ between `run`, the demo and tests.
+pub struct BuildOptions {
+    /// Create missing output topics (the mock cluster cannot; the demo makes them itself).
+    pub create_topics: bool,
+    /// Where mapped events go; `None` discards them.
+    pub sink: Option<Box<dyn EventSink>>,
+    /// New topologies whose source mappings replace the running ones (`sightline run` sends
+    /// them on SIGHUP; only mapping changes are sent, see [`crate::topology::mapping_change`]).
+    pub reload: Option<tokio::sync::watch::Receiver<Arc<Vec<Topology>>>>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            create_topics: true,
+            sink: None,
+            reload: None,
+        }
+    }
+}
+
+/// Builds the engine: creates missing output topics, connects the registry, subscribes.
+pub async fn build(
+    cfg: &Config,
+    topologies: &[Topology],
+    health: Arc<Health>,
+    opts: BuildOptions,
+) -> anyhow::Result<Engine> {
+    let base = client_config(cfg)?;
+    if opts.create_topics {
+        ensure_topics(&base, &output_topics(cfg, topologies)).await?;
+    }
+
+    let registry_settings = crate::registry::settings(cfg)?;
+    let encoders = Encoders::new(&cfg.outputs, registry_settings.as_ref()).await?;
+    let registry = match registry_settings {
+        Some(settings) => {
+            let ok = crate::registry::reachable(cfg).await;
+            health.set_registry_ok(ok);
+            if !ok {
+                tracing::warn!(url = %cfg.registry.as_ref().map(|r| r.url.as_str()).unwrap_or(""),
+                    "schema registry not reachable at start; Avro records will wait for it");
+            }
+            Some(Arc::new(AvroDecoder::new(settings)))
+        }
+        None => None,
+    };
+
+    let sources = build_sources(cfg, topologies, &health, registry.clone())?;
+    let reload = opts.reload.map(|rx| {
+        let (cfg, health) = (cfg.clone(), health.clone());
+        let factory: super::SourceFactory =
+            Box::new(move |t: &[Topology]| build_sources(&cfg, t, &health, registry.clone()));
+        (rx, factory)
+    });
     if sources.is_empty() {
         anyhow::bail!("no sources: the topologies declare nothing to read (topologies.paths)");
     }
@@ -409,6 +431,7 @@ pub async fn build(
         consumer: Arc::new(consumer),
         producer,
         sources,
+        reload,
         repartition_inputs,
         repartition_feeds,
         committed_at: Default::default(),
@@ -430,7 +453,7 @@ pub async fn build(
         in_transaction: false,
         changelog,
         side_outputs: None,
-        dead_letter_watch: if cfg.dead_letters.enabled && opts.create_topics {
+        dead_letter_watch: if cfg.dead_letters.enabled {
             Some((
                 super::deadletters::DeadLetterPoller::new(
                     cfg,

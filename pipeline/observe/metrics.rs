@@ -113,6 +113,7 @@ pub struct Metrics {
     pub dead_letter_classes: IntCounterVec,
     pub replays: IntCounterVec,
     pub replayed_records: prometheus::IntCounter,
+    pub reloads: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -319,6 +320,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Records sent back by replays (from the replay audit topic).",
         )
         .expect("valid metric"),
+    ),
+    reloads: counter(
+        "sightline_reloads_total",
+        "Reloads of the source mappings (SIGHUP), by result: ok, refused (more than mappings changed), failed.",
+        &["result"],
     ),
 }
 });

@@ -5,6 +5,7 @@
 //! and monitors are declared in the same files by later parts of the engine.
 
 pub mod monitor;
+pub mod reload;
 pub mod source;
 pub mod workflow;
 
