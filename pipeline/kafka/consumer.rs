@@ -236,19 +236,20 @@ pub fn create_consumer(
     restore: Option<RestoreHook>,
     groups: PartitionGroups,
 ) -> KafkaResult<PipelineConsumer> {
-    let mut c = base.clone();
-    // The pipeline's own settings come first; user overrides in `base` are re-applied last.
-    c.set("group.id", group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("isolation.level", "read_committed")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000");
-    for (k, v) in base.config_map() {
-        c.set(k, v);
-    }
+    // The pipeline's own settings, unless the user's overrides in `base` say otherwise.
+    let mut c = super::client::with_defaults(
+        base,
+        &[
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("isolation.level", "read_committed"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ],
+    );
+    c.set("group.id", group_id);
     c.create_with_context(PipelineContext {
         health,
         restore,

@@ -1,21 +1,22 @@
 //! The producers: idempotent, acks=all, lz4; transactional for the pipeline under exactly-once.
 
+use super::client::with_defaults;
 use rdkafka::error::KafkaResult;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 
-/// Idempotent, acks=all, lz4, with the user's overrides in `base` applied last.
+/// Idempotent, acks=all, lz4, unless the user's overrides in `base` say otherwise.
 pub fn producer_config(base: &ClientConfig) -> ClientConfig {
-    let mut c = base.clone();
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("message.timeout.ms", "30000");
-    for (k, v) in base.config_map() {
-        c.set(k, v);
-    }
-    c
+    with_defaults(
+        base,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+            ("message.timeout.ms", "30000"),
+        ],
+    )
 }
 
 pub fn create_producer(base: &ClientConfig) -> KafkaResult<FutureProducer> {
@@ -29,25 +30,25 @@ pub fn create_transactional_producer(
     transactional_id: &str,
     transaction_timeout_ms: u64,
 ) -> KafkaResult<FutureProducer> {
-    let mut c = base.clone();
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("transactional.id", transactional_id)
-        .set("transaction.timeout.ms", transaction_timeout_ms.to_string())
-        // A transaction that starts while the coordinator still completes the previous one is
-        // told CONCURRENT_TRANSACTIONS and retried after the backoff; librdkafka's 100 ms
-        // default would add that to every commit (the Java client uses 20 ms for this case).
-        .set("retry.backoff.ms", "5")
-        .set("retry.backoff.max.ms", "100")
-        // A record must be delivered (or fail) within its transaction's lifetime.
-        .set(
-            "message.timeout.ms",
-            transaction_timeout_ms.saturating_sub(500).to_string(),
-        );
-    for (k, v) in base.config_map() {
-        c.set(k, v);
-    }
+    let timeout = transaction_timeout_ms.to_string();
+    // A record must be delivered (or fail) within its transaction's lifetime.
+    let message_timeout = transaction_timeout_ms.saturating_sub(500).to_string();
+    let mut c = with_defaults(
+        base,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+            ("transaction.timeout.ms", &timeout),
+            // A transaction that starts while the coordinator still completes the previous one
+            // is told CONCURRENT_TRANSACTIONS and retried after the backoff; librdkafka's 100 ms
+            // default would add that to every commit (the Java client uses 20 ms for this case).
+            ("retry.backoff.ms", "5"),
+            ("retry.backoff.max.ms", "100"),
+            ("message.timeout.ms", &message_timeout),
+        ],
+    );
+    c.set("transactional.id", transactional_id);
     c.create()
 }
