@@ -399,6 +399,15 @@ impl LagPoller {
             self.tracker.learn_timestamps(read);
         }
         let events = self.tracker.evaluate(now, &committed, &highs);
+        if committed.contains_key(&self.own_group) {
+            // The own group's figures, under names that need no group label to find.
+            let m = &crate::observe::metrics::METRICS;
+            let own = [self.own_group.as_str()];
+            m.own_lag_offsets
+                .set(m.consumer_group_lag_offsets.with_label_values(&own).get());
+            m.own_lag_seconds
+                .set(m.consumer_group_lag_seconds.with_label_values(&own).get());
+        }
         LagPolled {
             groups: committed.len(),
             partitions: partitions.len(),

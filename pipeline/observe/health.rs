@@ -23,12 +23,14 @@ pub struct Readiness {
 
 impl Health {
     pub fn new() -> Arc<Self> {
-        Arc::new(Health {
+        let h = Arc::new(Health {
             assigned: AtomicBool::new(false),
             restored: AtomicBool::new(false),
             // No registry configured counts as reachable; the registry client flips it on failure.
             registry_ok: AtomicBool::new(true),
-        })
+        });
+        h.publish();
+        h
     }
 
     pub fn set_assigned(&self, v: bool) {
@@ -59,8 +61,9 @@ impl Health {
     }
 
     fn publish(&self) {
-        super::metrics::METRICS
-            .ready
-            .set(self.readiness().ready as i64);
+        let r = self.readiness();
+        let m = &super::metrics::METRICS;
+        m.ready.set(r.ready as i64);
+        m.registry_reachable.set(r.registry_reachable as i64);
     }
 }

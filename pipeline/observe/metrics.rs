@@ -114,6 +114,10 @@ pub struct Metrics {
     pub replays: IntCounterVec,
     pub replayed_records: prometheus::IntCounter,
     pub reloads: IntCounterVec,
+    pub own_lag_offsets: IntGauge,
+    pub own_lag_seconds: prometheus::Gauge,
+    pub registry_reachable: IntGauge,
+    pub alerts_open: IntGaugeVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -325,6 +329,27 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "sightline_reloads_total",
         "Reloads of the source mappings (SIGHUP), by result: ok, refused (more than mappings changed), failed.",
         &["result"],
+    ),
+    own_lag_offsets: gauge(
+        "sightline_own_lag_offsets",
+        "Offset lag of Sightline's own consumer group (the sum over its partitions; as sightline_consumer_group_lag_offsets for that group).",
+    ),
+    own_lag_seconds: register(
+        "sightline_own_lag_seconds",
+        prometheus::Gauge::new(
+            "sightline_own_lag_seconds",
+            "Time lag of Sightline's own consumer group: its largest partition time lag.",
+        )
+        .expect("valid metric"),
+    ),
+    registry_reachable: gauge(
+        "sightline_registry_reachable",
+        "1 when the schema registry answered its last call (or none is configured), 0 while it does not.",
+    ),
+    alerts_open: gauge_vec(
+        "sightline_alerts_open",
+        "Alerts firing now (emitted FIRING and not yet RESOLVED since this process started), by workflow (empty for stream monitors), step (empty unless a workflow step) and kind.",
+        &["workflow", "step", "kind"],
     ),
 }
 });

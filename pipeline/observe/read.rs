@@ -42,12 +42,23 @@ impl ReadModel {
         match out {
             Output::Alert(a) => {
                 let mut open = self.open_alerts.lock().expect("read lock");
+                let gauge = || {
+                    super::metrics::METRICS.alerts_open.with_label_values(&[
+                        a.workflow.as_deref().unwrap_or(""),
+                        a.step.as_deref().unwrap_or(""),
+                        &a.kind,
+                    ])
+                };
                 match a.status {
                     AlertStatus::Firing => {
-                        open.insert(a.dedupe_id.clone(), a.clone());
+                        if open.insert(a.dedupe_id.clone(), a.clone()).is_none() {
+                            gauge().inc();
+                        }
                     }
                     AlertStatus::Resolved => {
-                        open.remove(&a.dedupe_id);
+                        if open.remove(&a.dedupe_id).is_some() {
+                            gauge().dec();
+                        }
                     }
                 }
             }
