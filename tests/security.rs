@@ -133,6 +133,13 @@ async fn every_mechanism_works_over_sasl_ssl_with_the_right_password() {
         Duration::from_secs(60),
     )
     .await;
+    // Nor in what the HTTP server shows.
+    for path in ["/metrics", "/readyz", "/api/workflows", "/api/lag"] {
+        let (_, body) = common::http_get(&format!("{}{path}", sl.http))
+            .await
+            .unwrap();
+        assert!(!body.contains(&password()), "{path} shows the password");
+    }
     sl.stop().await;
 }
 

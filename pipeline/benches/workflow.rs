@@ -1,19 +1,25 @@
-//! The workflow engine against the real local broker (deploy/local/stack start):
+//! The one benchmark: Sightline on realistic order-to-cash traffic, against the real local broker
+//! and registry (deploy/local/stack start), with every detector on.
 //!
-//! 1. N orders (`SIGHTLINE_BENCH_ORDERS`, default 1,000,000) are published, each opening a
-//!    workflow instance; the raw-consume ceiling (a plain consumer reading them, doing nothing)
-//!    is measured, then `sightline run` (release build, a child process) reads them into RocksDB:
-//!    events/s against the ceiling, peak RSS and state on disk, per million open instances.
-//! 2. With those instances open, probe instances whose deadline is 2 s away are started, one
-//!    every 5 ms, and never completed: the time from each deadline to its alert's timestamp on
-//!    the alert topic (wall-clock mode), p50 and p99.
-//! 3. Restore: the instance is killed, its state directory wiped, and it is started again; the
-//!    time to restore every open instance from the changelog.
-//! 4. Transactions off: a second group reads the same orders with
-//!    `processing_guarantee = at_least_once`, at the same (default) commit interval.
+//! 1. N orders (`SIGHTLINE_BENCH_ORDERS`, default 250,000; about 4 events each) from the demo's
+//!    seeded generator, with its business faults (missing, late, duplicate, out-of-order steps,
+//!    orphans, cancellations; `SIGHTLINE_BENCH_FAULT_EVERY`, default every 10th order has one,
+//!    0 for none)
+//!    and poison records (`SIGHTLINE_BENCH_POISON_EVERY`, default 1 in 1,000), are published as
+//!    Confluent-framed Avro through the registry to the four order-to-cash topics, 12 partitions
+//!    each. Midway, payments gain a field and shipments change a field's type (schema drift).
+//! 2. The raw-consume ceiling: a plain rdkafka consumer reads the same topics, doing nothing.
+//! 3. `sightline run` (release build, a child process) reads them with topologies/order-to-cash
+//!    (Avro, contracts), freshness and age monitors, drift, lag and the dead-letter watch, in
+//!    exactly-once transactions: events/s against the ceiling, CPU s per million events, peak
+//!    RSS, state bytes on disk per million instances.
+//! 4. Probe instances whose deadline is 2 s away are started, one every 5 ms, and never
+//!    completed: the time from each deadline to its alert on the topic (wall-clock mode).
+//! 5. Restore: the instance is killed, its state directory wiped, and it is started again.
+//! 6. Transactions off: another group reads the same data at least once.
 //!
 //!     cargo bench --bench workflow
-//!     SIGHTLINE_BENCH_ORDERS=200000 cargo bench --bench workflow
+//!     SIGHTLINE_BENCH_ORDERS=1000000 cargo bench --bench workflow
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -24,7 +30,124 @@ use std::time::{Duration, Instant};
 
 #[path = "support.rs"]
 mod support;
+use sightline::demo::generator;
 use support::cpu_seconds;
+
+/// `state.block_cache_mb` for the runs (`SIGHTLINE_BENCH_BLOCK_CACHE_MB`, default 256).
+fn block_cache_mb() -> u64 {
+    std::env::var("SIGHTLINE_BENCH_BLOCK_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+fn registry_url() -> String {
+    std::env::var("SIGHTLINE_TEST_REGISTRY")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
+}
+
+/// Avro writer schemas per topic, registered in the registry, and the encoding of the
+/// generator's JSON records with them (Confluent framing: magic 0, schema id, body).
+mod avro {
+    use apache_avro::Schema;
+    use std::collections::HashMap;
+
+    pub struct Writers {
+        /// (topic, variant) -> (schema id, schema)
+        by: HashMap<(&'static str, &'static str), (u32, Schema)>,
+    }
+
+    fn contract(name: &str) -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas/order-to-cash")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A JSON value as an Avro value, for `resolve` against the writer schema (integers as
+    /// longs: serde's u64 would become a fixed).
+    fn json_to_avro(v: serde_json::Value) -> apache_avro::types::Value {
+        use apache_avro::types::Value as A;
+        match v {
+            serde_json::Value::Null => A::Null,
+            serde_json::Value::Bool(b) => A::Boolean(b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => A::Long(i),
+                None => A::Double(n.as_f64().unwrap_or_default()),
+            },
+            serde_json::Value::String(s) => A::String(s),
+            serde_json::Value::Array(a) => A::Array(a.into_iter().map(json_to_avro).collect()),
+            serde_json::Value::Object(o) => {
+                A::Map(o.into_iter().map(|(k, v)| (k, json_to_avro(v))).collect())
+            }
+        }
+    }
+
+    impl Writers {
+        pub async fn register(registry: &str, prefix: &str) -> Writers {
+            use super::generator::{INVOICES, ORDERS, PAYMENTS, SHIPMENTS};
+            let mut payments_v2 = contract("payment_captured.avsc");
+            payments_v2["fields"].as_array_mut().unwrap().push(
+                serde_json::json!({"name": "currency", "type": ["null", "string"], "default": null}),
+            );
+            let mut shipments_v2 = contract("shipment_dispatched.avsc");
+            for f in shipments_v2["fields"].as_array_mut().unwrap() {
+                if f["name"] == "carrier" {
+                    f["type"] = serde_json::json!("int");
+                }
+            }
+            let variants = [
+                (ORDERS, "v1", contract("order_confirmed.avsc")),
+                (PAYMENTS, "v1", contract("payment_captured.avsc")),
+                (PAYMENTS, "v2", payments_v2),
+                (SHIPMENTS, "v1", contract("shipment_dispatched.avsc")),
+                (SHIPMENTS, "v2", shipments_v2),
+                (INVOICES, "v1", contract("invoice_posted.avsc")),
+            ];
+            let http = reqwest::Client::new();
+            let mut by = HashMap::new();
+            for (topic, variant, schema) in variants {
+                let text = schema.to_string();
+                let resp: serde_json::Value = http
+                    .post(format!(
+                        "{registry}/subjects/{prefix}.{topic}-value/versions"
+                    ))
+                    .header("content-type", "application/vnd.schemaregistry.v1+json")
+                    .json(&serde_json::json!({ "schema": text }))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("the benchmark needs the local registry: {e}"))
+                    .json()
+                    .await
+                    .unwrap();
+                let id = resp["id"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("registry: {resp}")) as u32;
+                by.insert((topic, variant), (id, Schema::parse_str(&text).unwrap()));
+            }
+            Writers { by }
+        }
+
+        /// The generator's JSON record as Avro with the writer schema its shape calls for.
+        #[allow(deprecated)]
+        pub fn encode(&self, topic: &'static str, json: &[u8]) -> Vec<u8> {
+            let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+            let variant = if v.get("currency").is_some() || v["carrier"].is_number() {
+                "v2"
+            } else {
+                "v1"
+            };
+            let (id, schema) = &self.by[&(topic, variant)];
+            let value = json_to_avro(v)
+                .resolve(schema)
+                .unwrap_or_else(|e| panic!("{topic}: {e}"));
+            let mut out = vec![0u8];
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend(apache_avro::to_avro_datum(schema, value).unwrap());
+            out
+        }
+    }
+}
 
 const PARTITIONS: i32 = 12;
 
@@ -37,14 +160,26 @@ fn client() -> ClientConfig {
     c
 }
 
-fn metric(port: u16, sample: &str) -> u64 {
-    let out = std::process::Command::new("curl")
+fn scrape(port: u16) -> String {
+    std::process::Command::new("curl")
         .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
-        .output();
-    let body = out
+        .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    body.lines()
+        .unwrap_or_default()
+}
+
+/// The sum of a family's samples whose labels contain `label_part`.
+fn metric_sum(port: u16, family: &str, label_part: &str) -> u64 {
+    scrape(port)
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(label_part))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn metric(port: u16, sample: &str) -> u64 {
+    scrape(port)
+        .lines()
         .find_map(|l| {
             l.strip_prefix(sample)
                 .and_then(|v| v.trim().parse::<f64>().ok())
@@ -89,15 +224,30 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let fault_every = env("SIGHTLINE_BENCH_FAULT_EVERY", 10);
+    let poison_every = env("SIGHTLINE_BENCH_POISON_EVERY", 1_000);
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let orders = format!("bench-{id}.orders");
+    let prefix = format!("bench-{id}");
+    let topic = |t: &str| format!("{prefix}.{t}");
+    let inputs: Vec<String> = generator::TOPICS.iter().map(|t| topic(t)).collect();
     let probes = format!("bench-{id}.probes");
     let out = format!("bench-{id}.out");
     let admin: AdminClient<DefaultClientContext> = client().create().unwrap();
-    let topics = [
-        NewTopic::new(&orders, PARTITIONS, TopicReplication::Fixed(1)),
-        NewTopic::new(&probes, PARTITIONS, TopicReplication::Fixed(1)),
-    ];
+    let mut topics: Vec<NewTopic> = inputs
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    topics.push(NewTopic::new(
+        &probes,
+        PARTITIONS,
+        TopicReplication::Fixed(1),
+    ));
     if let Err(e) = admin
         .create_topics(topics.iter(), &AdminOptions::new())
         .await
@@ -105,32 +255,70 @@ async fn main() {
         eprintln!("the benchmark needs the local broker: {e}. Start it: deploy/local/stack start");
         std::process::exit(1);
     }
-    println!(
-        "workflow benchmark: {n} open instances, {PARTITIONS} partitions, broker on 127.0.0.1"
-    );
 
-    // Publish the orders.
+    // The traffic: the demo generator's orders, as Avro. Open-only mode (the memory target):
+    // only the start event of each order, so every instance stays open.
+    let now = chrono::Utc::now().timestamp_millis();
+    let open_only = std::env::var("SIGHTLINE_BENCH_OPEN_ONLY").is_ok_and(|v| v == "1");
+    let writers = avro::Writers::register(&registry_url(), &prefix).await;
+    type Rec = (&'static str, Option<String>, Vec<u8>);
+    let (records, poison, source): (usize, usize, Box<dyn Iterator<Item = Rec>>) = if open_only {
+        let w = &writers;
+        (
+            n,
+            0,
+            Box::new((0..n).map(move |i| {
+                let id = format!("O-{i:08}");
+                let v = serde_json::json!({"type": "order_confirmed", "event_id": format!("{id}-c"),
+                    "occurred_at": chrono::DateTime::from_timestamp_millis(now - 3_600_000 + (i % 3_600_000) as i64).unwrap().to_rfc3339(),
+                    "order": {"id": id, "region": "eu", "channel": "web", "amount": 10.0, "carrier": "dhl"}});
+                (generator::ORDERS, Some(id), w.encode(generator::ORDERS, &serde_json::to_vec(&v).unwrap()))
+            })),
+        )
+    } else {
+        // One order a second of event time, the last 30 around now (the generator's layout).
+        let plan = generator::generate_with(
+            42,
+            n,
+            now - n as i64 * 1_000,
+            now,
+            poison_every,
+            Some(fault_every),
+        );
+        let poison = plan.records.iter().filter(|r| r.poison.is_some()).count();
+        let w = &writers;
+        (
+            plan.records.len(),
+            poison,
+            Box::new(plan.records.into_iter().map(move |r| {
+                let value = match r.poison {
+                    // Poison stays as the generator made it: not Avro, so it is dead-lettered.
+                    Some(_) => r.value,
+                    None => w.encode(r.topic, &r.value),
+                };
+                (r.topic, r.key, value)
+            })),
+        )
+    };
+    println!(
+        "benchmark: {n} orders{}, {records} records ({poison} poison) on 4 topics x {PARTITIONS} partitions, Avro via the registry; broker and registry on 127.0.0.1",
+        if open_only { " (open-only: start events)" } else { "" }
+    );
     let producer: FutureProducer = client()
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .set("compression.type", "lz4")
         .create()
         .unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
     let t = Instant::now();
     let mut pending = Vec::new();
-    for i in 0..n {
-        let key = format!("O-{i:08}");
-        let v = format!(
-            r#"{{"type":"order_confirmed","id":"e{i}","order_id":"{key}","at":{},"carrier":"dhl"}}"#,
-            now - 3_600_000 + (i as i64 % 3_600_000)
-        );
-        pending.push(
-            producer
-                .send_result(FutureRecord::to(&orders).key(&key).payload(&v))
-                .map_err(|(e, _)| e)
-                .unwrap(),
-        );
+    for (t, key, value) in source {
+        let t = topic(t);
+        let mut rec = FutureRecord::<str, [u8]>::to(&t).payload(&value);
+        if let Some(k) = &key {
+            rec = rec.key(k.as_str());
+        }
+        pending.push(producer.send_result(rec).map_err(|(e, _)| e).unwrap());
         if pending.len() >= 50_000 {
             for p in pending.drain(..) {
                 p.await.unwrap().unwrap();
@@ -140,7 +328,10 @@ async fn main() {
     for p in pending.drain(..) {
         p.await.unwrap().unwrap();
     }
-    println!("published {n} orders in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "published {records} records in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // The ceiling: a plain consumer reading them all, doing nothing with them.
     let c: BaseConsumer = client()
@@ -149,38 +340,83 @@ async fn main() {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    c.subscribe(&[&orders]).unwrap();
+    let input_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    c.subscribe(&input_refs).unwrap();
     let mut read = 0usize;
     let mut started: Option<Instant> = None;
-    while read < n {
+    while read < records {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             started.get_or_insert_with(Instant::now);
             read += m.payload().map_or(0, |_| 1);
         }
     }
-    let ceiling = n as f64 / started.unwrap().elapsed().as_secs_f64();
+    let ceiling = records as f64 / started.unwrap().elapsed().as_secs_f64();
     drop(c);
 
     // Sightline on the same data, exactly once (the default).
     let dir = std::env::temp_dir().join(format!("sightline-bench-{id}"));
     let group = format!("bench-{id}");
-    let start_exactly_once = || start(&dir, &group, "exactly_once", &orders, &probes, &out);
+    let start_exactly_once = || start(&dir, &group, "exactly_once", &prefix, None, &out);
     let (mut child, port) = start_exactly_once();
     let pid = child.id();
-    let events = format!(
-        "sightline_events_consumed_total{{event_type=\"order_confirmed\",topic=\"{orders}\"}}"
-    );
-    let (rate, cpu) = measure(port, pid, &events, n);
+    let (rate, cpu) = measure(port, pid, &prefix, records);
+    let dead = metric_sum(port, "sightline_records_dead_lettered_total", &prefix);
+    let alerts = metric_sum(port, "sightline_alerts_emitted_total", "");
+    let drift = metric_sum(port, "sightline_schema_drift_events_total", &prefix);
     std::thread::sleep(Duration::from_secs(2)); // let RocksDB settle its memtables before measuring
     let rss_peak = proc_kib(pid, "VmHWM:");
     let rss_now = proc_kib(pid, "VmRSS:");
     let disk = dir_bytes(&dir.join("state"));
-    let per_m = 1_000_000.0 / n as f64;
-    let lat = probe_latencies(&probes, &out, &id).await;
-
-    // Restore: lose the disk, start again, time the restore of every open instance.
+    let per_m = 1_000_000.0 / records as f64;
+    let per_m_instances = 1_000_000.0 / n as f64;
+    if open_only {
+        let _ = child.kill();
+        let _ = child.wait();
+        println!();
+        println!("| measure | value |");
+        println!("|---|---|");
+        println!("| Sightline, exactly once: {n} open instances into RocksDB | {rate:.0} records/s, {:.1} CPU s per million |", cpu * per_m);
+        println!(
+            "| peak RSS with {n} open instances (state.block_cache_mb {}) | {:.0} MiB ({:.0} MiB at the end) |",
+            block_cache_mb(),
+            rss_peak as f64 / 1024.0,
+            rss_now as f64 / 1024.0
+        );
+        println!(
+            "| state on disk per million open instances | {:.0} MiB |",
+            disk as f64 * per_m_instances / 1_048_576.0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    // Deadline to alert, wall-clock mode: an instance on the probe workflow alone (the
+    // order-to-cash history runs on event time; on the wall clock its old deadlines would all
+    // be due at once).
     let _ = child.kill();
     let _ = child.wait();
+    let dir_probe = std::env::temp_dir().join(format!("sightline-bench-{id}-probe"));
+    let (mut probe_child, probe_port) = start(
+        &dir_probe,
+        &format!("bench-{id}-probe"),
+        "exactly_once",
+        &prefix,
+        Some(&probes),
+        &out,
+    );
+    let ready_by = Instant::now() + Duration::from_secs(120);
+    while metric(probe_port, "sightline_ready") != 1 {
+        assert!(
+            Instant::now() < ready_by,
+            "the probe instance did not get ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lat = probe_latencies(&probes, &out, &id).await;
+    let _ = probe_child.kill();
+    let _ = probe_child.wait();
+    let _ = std::fs::remove_dir_all(&dir_probe);
+
+    // Restore: lose the disk, start again, time the restore of every open instance.
     std::fs::remove_dir_all(dir.join("state")).unwrap();
     let t = Instant::now();
     let (mut child, port) = start_exactly_once();
@@ -211,36 +447,36 @@ async fn main() {
         &dir_alo,
         &format!("bench-{id}-alo"),
         "at_least_once",
-        &orders,
-        &probes,
+        &prefix,
+        None,
         &format!("{out}-alo"),
     );
-    let (rate_alo, cpu_alo) = measure(port, child.id(), &events, n);
+    let (rate_alo, cpu_alo) = measure(port, child.id(), &prefix, records);
     let _ = child.kill();
     let _ = child.wait();
 
     println!();
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| raw-consume ceiling (same topic, same run) | {ceiling:.0} events/s |");
-    println!("| Sightline, exactly once (transactions on), {n} orders into RocksDB | {rate:.0} events/s ({:.0}% of the ceiling) |", 100.0 * rate / ceiling);
-    println!("| Sightline, at least once (transactions off), same orders | {rate_alo:.0} events/s ({:.0}% of the ceiling) |", 100.0 * rate_alo / ceiling);
+    println!("| raw-consume ceiling (same topics, same run) | {ceiling:.0} records/s |");
+    println!("| Sightline, exactly once, every detector on: {records} records ({n} orders; {dead} dead-lettered, {alerts} alerts, {drift} drift events) | {rate:.0} records/s ({:.0}% of the ceiling) |", 100.0 * rate / ceiling);
+    println!("| Sightline, at least once (transactions off), same records | {rate_alo:.0} records/s ({:.0}% of the ceiling) |", 100.0 * rate_alo / ceiling);
     println!(
         "| CPU per million events, transactions on / off | {:.1} s / {:.1} s |",
         cpu * per_m,
         cpu_alo * per_m
     );
     println!(
-        "| peak RSS with {n} open instances | {:.0} MiB ({:.0} MiB now) |",
+        "| peak RSS with {n} instances | {:.0} MiB ({:.0} MiB now) |",
         rss_peak as f64 / 1024.0,
         rss_now as f64 / 1024.0
     );
     println!(
-        "| state on disk per million open instances | {:.0} MiB |",
-        disk as f64 * per_m / 1_048_576.0
+        "| state on disk per million instances | {:.0} MiB |",
+        disk as f64 * per_m_instances / 1_048_576.0
     );
     println!(
-        "| changelog restore into an empty state dir, {n} open instances | {:.1} s ({restored} changelog records; {:.1} s from process start to ready) |",
+        "| changelog restore into an empty state dir, {n} instances | {:.1} s ({restored} changelog records; {:.1} s from process start to ready) |",
         restore_ms as f64 / 1000.0,
         restore_wall
     );
@@ -260,25 +496,49 @@ async fn main() {
 }
 
 /// Writes a config for `group` in `dir` and starts `sightline run` on it: (child, HTTP port).
+/// Without `probes`: topologies/order-to-cash.yaml on the benchmark's topics, as Avro, with a
+/// freshness and an age monitor, on event time. With `probes`: the probe workflow alone, on the
+/// wall clock.
 fn start(
     dir: &std::path::Path,
     group: &str,
     guarantee: &str,
-    orders: &str,
-    probes: &str,
+    prefix: &str,
+    probes: Option<&str>,
     out: &str,
 ) -> (std::process::Child, u16) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("topology.yaml"),
-        format!(
-            "name: bench\nsources:\n  - {{ name: orders, topic: {orders}, format: json, event_type: {{ field: type }}, key: {{ field: order_id }}, event_id: {{ field: id }}, event_time: {{ field: at }}, dimensions: {{ carrier: carrier }} }}\n\
-             \x20 - {{ name: probes, topic: {probes}, format: json, event_type: {{ field: type }}, key: {{ field: key }}, event_time: {{ field: at }} }}\n\
-             workflows:\n  - name: orders\n    ttl: 30d\n    steps:\n      - {{ name: ordered, on: order_confirmed, start: true }}\n      - {{ name: paid, on: payment_captured, after: ordered, within: 7d }}\n      - {{ name: shipped, on: shipment_dispatched, after: paid, within: 7d }}\n\
-             \x20 - name: probe\n    ttl: 1d\n    steps:\n      - {{ name: started, on: probe_started, start: true }}\n      - {{ name: done, on: probe_done, after: started, within: 2s }}\n"
-        ),
-    )
-    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut o2c = std::fs::read_to_string(root.join("topologies/order-to-cash.yaml"))
+        .unwrap()
+        .replace("format: json", "format: avro");
+    for t in generator::TOPICS {
+        o2c = o2c.replace(&format!("topic: {t}\n"), &format!("topic: {prefix}.{t}\n"));
+    }
+    o2c.push_str(
+        "\nmonitors:\n  freshness:\n    - { name: payments-flow, source: payments, quiet_period: 10m }\n  \
+         age:\n    - { name: shipment-age, source: shipments, max_age: 2h, report_every: 10s }\n",
+    );
+    std::fs::write(dir.join("order-to-cash.yaml"), o2c).unwrap();
+    let (paths, time) = match probes {
+        Some(probes) => {
+            std::fs::write(
+                dir.join("probes.yaml"),
+                format!(
+                    "name: bench\nsources:\n  - {{ name: probes, topic: {probes}, format: json, event_type: {{ field: type }}, key: {{ field: key }}, event_time: {{ field: at }} }}\n\
+                     workflows:\n  - name: probe\n    ttl: 1d\n    steps:\n      - {{ name: started, on: probe_started, start: true }}\n      - {{ name: done, on: probe_done, after: started, within: 2s }}\n"
+                ),
+            )
+            .unwrap();
+            ("probes.yaml", "wall")
+        }
+        None => ("order-to-cash.yaml", "event"),
+    };
+    // The probe instance writes JSON outputs (no registry), which the probe reader parses.
+    let registry = match probes {
+        Some(_) => String::new(),
+        None => format!("[registry]\nurl = \"{}\"\n", registry_url()),
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -288,8 +548,11 @@ fn start(
         dir.join("sightline.toml"),
         format!(
             "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"{group}\"\nprocessing_guarantee = \"{guarantee}\"\n[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
-             [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
-             [topologies]\npaths = [\"topology.yaml\"]\n[engine]\ntime = \"wall\"\ntimer_tick_ms = 50\n"
+             [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\nblock_cache_mb = {}\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
+             [topologies]\npaths = [\"{paths}\"]\n[schemas]\ndir = \"{}\"\n\
+             {registry}[engine]\ntime = \"{time}\"\ntimer_tick_ms = 50\n",
+            block_cache_mb(),
+            root.join("schemas").display(),
         ),
     )
     .unwrap();
@@ -308,12 +571,13 @@ fn start(
     (child, port)
 }
 
-/// Waits until `events` reaches `n`: (events/s from the first processed event, CPU seconds).
-fn measure(port: u16, pid: u32, events: &str, n: usize) -> (f64, f64) {
+/// Waits until the records read from the benchmark's topics reach `n`: (records/s from the
+/// first record read, CPU seconds).
+fn measure(port: u16, pid: u32, prefix: &str, n: usize) -> (f64, f64) {
     let mut first: Option<(Instant, f64)> = None;
-    let deadline = Instant::now() + Duration::from_secs(1800);
+    let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let done = metric(port, events) as usize;
+        let done = metric_sum(port, "sightline_records_consumed_total", prefix) as usize;
         if done > 0 && first.is_none() {
             first = Some((Instant::now(), cpu_seconds(pid)));
         }

@@ -230,14 +230,30 @@ pub struct RegistryConfig {
 pub struct StateConfig {
     #[serde(default = "default_state_dir")]
     pub dir: PathBuf,
+    /// RocksDB's block cache (shared by every column family), MiB; memtables are charged to it.
+    #[serde(default = "default_block_cache_mb")]
+    pub block_cache_mb: u64,
+    /// Memtables (write buffers) of all column families together, MiB; counted in the cache.
+    #[serde(default = "default_write_buffer_mb")]
+    pub write_buffer_mb: u64,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             dir: default_state_dir(),
+            block_cache_mb: default_block_cache_mb(),
+            write_buffer_mb: default_write_buffer_mb(),
         }
     }
+}
+
+fn default_block_cache_mb() -> u64 {
+    256
+}
+
+fn default_write_buffer_mb() -> u64 {
+    64
 }
 
 #[derive(Debug, Clone, Deserialize)]

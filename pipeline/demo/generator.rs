@@ -53,6 +53,33 @@ const HOUR: i64 = 60 * MIN;
 /// payment, orphan payments, cancellations, missing invoices, missing shipments for one carrier
 /// (fedex) and late invoices.
 pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_every: usize) -> Plan {
+    generate_with(seed, orders, start_ms, now_ms, poison_every, None)
+}
+
+/// The fault kinds, in the order [`generate_with`] rotates through them.
+const FAULT_KINDS: [&str; 9] = [
+    "missing_payment",
+    "late_shipment",
+    "duplicate_payment",
+    "shipped_before_paid",
+    "orphan",
+    "cancelled",
+    "missing_invoice",
+    "missing_shipment",
+    "late_invoice",
+];
+
+/// As [`generate`]; `fault_every`: Some(k) injects a fault into every k-th order instead of
+/// the fixed strides (about one order in eleven), rotating through the kinds (the benchmark's
+/// configurable fault rate); Some(0) injects none.
+pub fn generate_with(
+    seed: u64,
+    orders: usize,
+    start_ms: i64,
+    now_ms: i64,
+    poison_every: usize,
+    fault_every: Option<usize>,
+) -> Plan {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(orders * 4 + orders * 4 / poison_every.max(1));
     let mut faults = Faults::new();
@@ -71,18 +98,22 @@ pub fn generate(seed: u64, orders: usize, start_ms: i64, now_ms: i64, poison_eve
         } else {
             start_ms + (i as i64) * 1_000
         };
-        let fault = match i {
+        let fault = match (i, fault_every) {
             _ if i >= orders - tail => None,
-            _ if i % 97 == 13 => Some("missing_payment"),
-            _ if i % 89 == 7 => Some("late_shipment"),
-            _ if i % 83 == 5 => Some("duplicate_payment"),
-            _ if i % 79 == 3 => Some("shipped_before_paid"),
-            _ if i % 101 == 11 => Some("orphan"),
-            _ if i % 103 == 17 => Some("cancelled"),
-            _ if i % 107 == 19 => Some("missing_invoice"),
-            _ if i % 109 == 23 => Some("missing_shipment"),
-            _ if i % 113 == 29 => Some("late_invoice"),
-            _ => None,
+            (_, Some(0)) => None,
+            (_, Some(k)) => (i % k == k - 1).then(|| FAULT_KINDS[(i / k) % FAULT_KINDS.len()]),
+            (i, None) => match i {
+                _ if i % 97 == 13 => Some("missing_payment"),
+                _ if i % 89 == 7 => Some("late_shipment"),
+                _ if i % 83 == 5 => Some("duplicate_payment"),
+                _ if i % 79 == 3 => Some("shipped_before_paid"),
+                _ if i % 101 == 11 => Some("orphan"),
+                _ if i % 103 == 17 => Some("cancelled"),
+                _ if i % 107 == 19 => Some("missing_invoice"),
+                _ if i % 109 == 23 => Some("missing_shipment"),
+                _ if i % 113 == 29 => Some("late_invoice"),
+                _ => None,
+            },
         };
         if let Some(f) = fault {
             let key = if f == "orphan" {

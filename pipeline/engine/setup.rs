@@ -345,7 +345,11 @@ pub async fn build(
     let state_dir = cfg.resolve(&cfg.state.dir);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
-    let store = Arc::new(Store::open(&state_dir)?);
+    let store = Arc::new(Store::open(
+        &state_dir,
+        cfg.state.block_cache_mb,
+        cfg.state.write_buffer_mb,
+    )?);
     let exactly_once = cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce;
     let signal = Arc::new(RestoreSignal::default());
     let mut producer_base = base.clone();

@@ -65,11 +65,35 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Store, StateError> {
+    /// Opens (creating) the store with bounded memory: one LRU block cache of
+    /// `block_cache_mb` for every column family, holding data, index and filter blocks, with
+    /// the memtables (`write_buffer_mb` in all) charged to it.
+    pub fn open(
+        dir: &Path,
+        block_cache_mb: u64,
+        write_buffer_mb: u64,
+    ) -> Result<Store, StateError> {
+        const MIB: usize = 1 << 20;
+        let cache = rocksdb::Cache::new_lru_cache(block_cache_mb as usize * MIB);
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_bloom_filter(10.0, false);
+        let buffers = write_buffer_mb as usize * MIB;
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_block_based_table_factory(&table);
+        // Per column family; the manager caps them all together.
+        opts.set_write_buffer_size((buffers / CFS.len()).max(MIB));
+        opts.set_max_write_buffer_number(2);
+        opts.set_write_buffer_manager(
+            &rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
+                buffers, false, cache,
+            ),
+        );
         let db = rocksdb::DB::open_cf(&opts, dir, CFS).map_err(|source| StateError::Open {
             dir: dir.display().to_string(),
             source,
