@@ -12,14 +12,7 @@ use tokio::sync::watch;
 pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let topologies = crate::topology::load_configured(&cfg)?;
-    {
-        let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::kafka::client::check_connection(&cfg, Duration::from_secs(15))
-        })
-        .await
-        .context("the Kafka connection check")??;
-    }
+    crate::kafka::client::check_connection_async(&cfg, Duration::from_secs(15)).await?;
     crate::observe::metrics::init();
     let health = Health::new();
     let (bound, _http) = crate::observe::http::serve(cfg.http.bind, health.clone())

@@ -106,6 +106,17 @@ impl rdkafka::ClientContext for LastError {
 
 impl rdkafka::consumer::ConsumerContext for LastError {}
 
+/// [`check_connection`] on a blocking thread, for async callers (`run`, `replay`).
+pub async fn check_connection_async(
+    cfg: &Config,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || check_connection(&cfg, timeout))
+        .await
+        .context("the Kafka connection check")?
+}
+
 /// Connects once and fetches cluster metadata, so that a wrong address, certificate or password
 /// fails at start with what was tried (listener, protocol, mechanism, user; never the
 /// password) and what to check, instead of as retries in the log.

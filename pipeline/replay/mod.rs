@@ -242,14 +242,7 @@ struct Audit<'a> {
 /// Runs a replay (see the module docs). Prints each selected record on a dry run.
 pub async fn run(cfg: &Config, o: Options) -> anyhow::Result<Summary> {
     let base = crate::kafka::client_config(cfg)?;
-    {
-        let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::kafka::client::check_connection(&cfg, Duration::from_secs(15))
-        })
-        .await
-        .context("the Kafka connection check")??;
-    }
+    crate::kafka::client::check_connection_async(cfg, Duration::from_secs(15)).await?;
     let spec = |name: &str, compact: bool| crate::kafka::admin::TopicSpec {
         name: name.to_string(),
         partitions: 1,
