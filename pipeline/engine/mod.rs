@@ -772,6 +772,12 @@ impl Engine {
 
     /// Fires the timers that are due on the stream clock.
     async fn fire_timers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        for (kind, bytes) in self.store.memory() {
+            crate::observe::metrics::METRICS
+                .state_memory
+                .with_label_values(&[kind])
+                .set(bytes as i64);
+        }
         if let Some(tpl) = self.trailing_positions() {
             match self
                 .commit_batch(Batch::default(), Some(tpl), shutdown)

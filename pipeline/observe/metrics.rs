@@ -118,6 +118,7 @@ pub struct Metrics {
     pub own_lag_seconds: prometheus::Gauge,
     pub registry_reachable: IntGauge,
     pub alerts_open: IntGaugeVec,
+    pub state_memory: IntGaugeVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -345,6 +346,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry_reachable: gauge(
         "sightline_registry_reachable",
         "1 when the schema registry answered its last call (or none is configured), 0 while it does not.",
+    ),
+    state_memory: gauge_vec(
+        "sightline_state_memory_bytes",
+        "Memory of the RocksDB state store, by kind: block_cache (in use, bounded by state.block_cache_mb; memtables are charged to it), block_cache_pinned (part of it), memtables, table_readers (index and filter blocks held outside the cache).",
+        &["kind"],
     ),
     alerts_open: gauge_vec(
         "sightline_alerts_open",

@@ -11,13 +11,26 @@ use std::sync::{LazyLock, Mutex, RwLock, Weak};
 /// Drift events kept for the API.
 const DRIFT_HISTORY: usize = 200;
 
+/// Open alerts kept whole for the API, newest first: memory must not grow with the number of
+/// firing alerts (a backlog can fire one per open instance; the alert topic has them all).
+pub const OPEN_ALERTS_KEPT: usize = 10_000;
+
 #[derive(Default)]
 pub struct ReadModel {
     store: RwLock<Weak<Store>>,
     workflows: RwLock<Vec<Workflow>>,
-    open_alerts: Mutex<BTreeMap<String, Alert>>,
+    /// dedupe id -> (order of firing, alert), at most OPEN_ALERTS_KEPT.
+    open_alerts: Mutex<OpenAlerts>,
     lag: Mutex<BTreeMap<String, LagEvent>>,
     drift: Mutex<VecDeque<SchemaDrift>>,
+}
+
+#[derive(Default)]
+struct OpenAlerts {
+    by_id: std::collections::HashMap<String, (u64, Alert)>,
+    /// firing order -> dedupe id, to drop the oldest first.
+    order: BTreeMap<u64, String>,
+    next: u64,
 }
 
 pub static READ: LazyLock<ReadModel> = LazyLock::new(ReadModel::default);
@@ -42,22 +55,37 @@ impl ReadModel {
         match out {
             Output::Alert(a) => {
                 let mut open = self.open_alerts.lock().expect("read lock");
-                let gauge = || {
-                    super::metrics::METRICS.alerts_open.with_label_values(&[
-                        a.workflow.as_deref().unwrap_or(""),
-                        a.step.as_deref().unwrap_or(""),
-                        &a.kind,
-                    ])
-                };
+                // The gauge counts FIRING minus RESOLVED since this process started (never below
+                // zero: an alert fired before a restart may resolve after it).
+                let gauge = super::metrics::METRICS.alerts_open.with_label_values(&[
+                    a.workflow.as_deref().unwrap_or(""),
+                    a.step.as_deref().unwrap_or(""),
+                    &a.kind,
+                ]);
                 match a.status {
                     AlertStatus::Firing => {
-                        if open.insert(a.dedupe_id.clone(), a.clone()).is_none() {
-                            gauge().inc();
+                        gauge.inc();
+                        let seq = open.next;
+                        open.next += 1;
+                        if let Some((old, _)) =
+                            open.by_id.insert(a.dedupe_id.clone(), (seq, a.clone()))
+                        {
+                            open.order.remove(&old);
+                        }
+                        open.order.insert(seq, a.dedupe_id.clone());
+                        while open.by_id.len() > OPEN_ALERTS_KEPT {
+                            let Some((_, id)) = open.order.pop_first() else {
+                                break;
+                            };
+                            open.by_id.remove(&id);
                         }
                     }
                     AlertStatus::Resolved => {
-                        if open.remove(&a.dedupe_id).is_some() {
-                            gauge().dec();
+                        if gauge.get() > 0 {
+                            gauge.dec();
+                        }
+                        if let Some((seq, _)) = open.by_id.remove(&a.dedupe_id) {
+                            open.order.remove(&seq);
                         }
                     }
                 }
@@ -79,12 +107,13 @@ impl ReadModel {
         }
     }
 
+    /// Open alerts, newest first (at most [`OPEN_ALERTS_KEPT`]).
     pub fn open_alerts(&self) -> Vec<Alert> {
-        self.open_alerts
-            .lock()
-            .expect("read lock")
+        let open = self.open_alerts.lock().expect("read lock");
+        open.order
             .values()
-            .cloned()
+            .rev()
+            .filter_map(|id| open.by_id.get(id).map(|(_, a)| a.clone()))
             .collect()
     }
 

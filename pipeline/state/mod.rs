@@ -62,6 +62,8 @@ pub enum Op {
 
 pub struct Store {
     db: rocksdb::DB,
+    /// The shared block cache (None when opened read-only).
+    cache: Option<rocksdb::Cache>,
 }
 
 impl Store {
@@ -91,14 +93,19 @@ impl Store {
         opts.set_max_write_buffer_number(2);
         opts.set_write_buffer_manager(
             &rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
-                buffers, false, cache,
+                buffers,
+                false,
+                cache.clone(),
             ),
         );
         let db = rocksdb::DB::open_cf(&opts, dir, CFS).map_err(|source| StateError::Open {
             dir: dir.display().to_string(),
             source,
         })?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            cache: Some(cache),
+        })
     }
 
     /// Opens a stopped instance's state directory for reading only (`sightline state`).
@@ -110,7 +117,31 @@ impl Store {
                 source,
             }
         })?;
-        Ok(Store { db })
+        Ok(Store { db, cache: None })
+    }
+
+    /// Where the store's memory is, in bytes: (block cache in use, of it pinned, memtables,
+    /// table readers' index and filter blocks outside the cache).
+    pub fn memory(&self) -> [(&'static str, u64); 4] {
+        let prop = |name: &str| {
+            CFS.iter()
+                .filter_map(|cf| {
+                    self.db
+                        .property_int_value_cf(self.cf(cf), name)
+                        .ok()
+                        .flatten()
+                })
+                .sum::<u64>()
+        };
+        let (used, pinned) = self.cache.as_ref().map_or((0, 0), |c| {
+            (c.get_usage() as u64, c.get_pinned_usage() as u64)
+        });
+        [
+            ("block_cache", used),
+            ("block_cache_pinned", pinned),
+            ("memtables", prop("rocksdb.cur-size-all-mem-tables")),
+            ("table_readers", prop("rocksdb.estimate-table-readers-mem")),
+        ]
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
