@@ -20,6 +20,8 @@
 //!
 //!     cargo bench --bench workflow
 //!     SIGHTLINE_BENCH_ORDERS=1000000 cargo bench --bench workflow
+//!
+//! `SIGHTLINE_BENCH_QUICK=1` stops after the ceiling and the exactly-once run (for profiling).
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -223,7 +225,7 @@ async fn main() {
     let n: usize = std::env::var("SIGHTLINE_BENCH_ORDERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(250_000);
     let env = |k: &str, d: usize| {
         std::env::var(k)
             .ok()
@@ -369,6 +371,19 @@ async fn main() {
     let disk = dir_bytes(&dir.join("state"));
     let per_m = 1_000_000.0 / records as f64;
     let per_m_instances = 1_000_000.0 / n as f64;
+    if std::env::var("SIGHTLINE_BENCH_QUICK").is_ok_and(|v| v == "1") {
+        // The profiling loop: the ceiling and the exactly-once run only.
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "quick: ceiling {ceiling:.0} records/s; exactly once {rate:.0} records/s ({:.0}%), {:.1} CPU s per million; {dead} dead-lettered, {alerts} alerts, {drift} drift events; peak RSS {:.0} MiB",
+            100.0 * rate / ceiling,
+            cpu * per_m,
+            rss_peak as f64 / 1024.0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     if open_only {
         let _ = child.kill();
         let _ = child.wait();

@@ -236,6 +236,9 @@ pub struct StateConfig {
     /// Memtables (write buffers) of all column families together, MiB; counted in the cache.
     #[serde(default = "default_write_buffer_mb")]
     pub write_buffer_mb: u64,
+    /// Committed workflow instances kept decoded in memory (0: none).
+    #[serde(default = "default_instance_cache")]
+    pub instance_cache: u64,
 }
 
 impl Default for StateConfig {
@@ -244,6 +247,7 @@ impl Default for StateConfig {
             dir: default_state_dir(),
             block_cache_mb: default_block_cache_mb(),
             write_buffer_mb: default_write_buffer_mb(),
+            instance_cache: default_instance_cache(),
         }
     }
 }
@@ -254,6 +258,10 @@ fn default_block_cache_mb() -> u64 {
 
 fn default_write_buffer_mb() -> u64 {
     64
+}
+
+fn default_instance_cache() -> u64 {
+    50_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

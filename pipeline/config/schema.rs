@@ -136,6 +136,7 @@ pub const KEYS: &[Key] = &[
     key("registry.timeout_ms", Ty::Int { min: 1 }, "5000", "Timeout of one registry call."),
     key("state.dir", Ty::Str, "state", "Directory of the RocksDB state (created when missing)."),
     key("state.block_cache_mb", Ty::Int { min: 8 }, "256", "RocksDB block cache, MiB, shared by all column families; memtables, index and filter blocks are charged to it, so it bounds the store's memory."),
+    key("state.instance_cache", Ty::Int { min: 0 }, "50000", "Committed workflow instances kept decoded in memory, so that an instance's next event or timer skips the RocksDB read and the decode (about 1 KiB each); 0 turns the cache off."),
     key("state.write_buffer_mb", Ty::Int { min: 4 }, "64", "Memtables of all column families together, MiB (part of the block cache)."),
     key("http.bind", Ty::Addr, "127.0.0.1:9464", "Address of /metrics, /healthz, /readyz and the read API."),
     key("outputs.alerts", Ty::Str, "sightline.alerts", "Topic of alert events."),

@@ -56,15 +56,19 @@ impl Engine {
         offsets: Option<TopicPartitionList>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        match self.guarantee {
-            Guarantee::AtLeastOnce => self.commit_acknowledged(batch, shutdown).await,
-            Guarantee::ExactlyOnce => self.commit_transaction(batch, offsets).await,
+        let outcome = match self.guarantee {
+            Guarantee::AtLeastOnce => self.commit_acknowledged(&batch, shutdown).await,
+            Guarantee::ExactlyOnce => self.commit_transaction(&batch, offsets).await,
+        };
+        if matches!(outcome, Outcome::Done) {
+            self.workflows.committed(batch);
         }
+        outcome
     }
 
     async fn commit_acknowledged(
         &mut self,
-        batch: Batch,
+        batch: &Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         if !batch.outputs.is_empty()
@@ -89,7 +93,7 @@ impl Engine {
 
     async fn commit_transaction(
         &mut self,
-        batch: Batch,
+        batch: &Batch,
         offsets: Option<TopicPartitionList>,
     ) -> Outcome {
         if let Outcome::Fatal(e) = self.begin() {
@@ -135,6 +139,37 @@ impl Engine {
                 Err((e, _)) => {
                     return self
                         .abort(format!("producing to {changelog_topic}: {e}"))
+                        .await
+                }
+            }
+        }
+        // Every record acknowledged before the commit is asked for. commit_transaction would
+        // flush them itself, but its flush waits for the producer's delivery reports, which
+        // rust-rdkafka's polling thread hands over at its 100 ms poll interval: a 100 ms floor
+        // under every transaction. Awaiting the deliveries here takes only their round trip.
+        let mut delivered = Vec::with_capacity(outputs.len());
+        for (out, topic, d) in outputs {
+            match d.await {
+                Ok(Ok(_)) => delivered.push((out, topic)),
+                Ok(Err((e, _))) => return self.abort(format!("producing to {topic}: {e}")).await,
+                Err(_) => return self.abort(format!("producing to {topic}: delivery cancelled")).await,
+            }
+        }
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for d in logged {
+            match d.await {
+                Ok(Ok(d)) => {
+                    let n = next.entry(d.partition).or_insert(0);
+                    *n = (*n).max(d.offset + 1);
+                }
+                Ok(Err((e, _))) => {
+                    return self
+                        .abort(format!("producing to {changelog_topic}: {e}"))
+                        .await
+                }
+                Err(_) => {
+                    return self
+                        .abort(format!("producing to {changelog_topic}: delivery cancelled"))
                         .await
                 }
             }
@@ -187,19 +222,10 @@ impl Engine {
             records,
         }
         .emit();
-        for (out, topic, d) in outputs {
-            if matches!(d.await, Ok(Ok(_))) {
-                crate::outputs::send::report(out, &topic);
-            }
+        for (out, topic) in delivered {
+            crate::outputs::send::report(out, &topic);
         }
         // Local state, with the changelog position it now includes.
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for d in logged {
-            if let Ok(Ok(d)) = d.await {
-                let n = next.entry(d.partition).or_insert(0);
-                *n = (*n).max(d.offset + 1);
-            }
-        }
         if !ops.is_empty() {
             let mut writes = ops;
             writes.extend(

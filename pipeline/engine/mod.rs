@@ -275,6 +275,7 @@ impl Engine {
                                 break;
                             }
                         }
+                        self.workflows.sync_cache(consumer.context().rebalances.load(std::sync::atomic::Ordering::Acquire));
                         let mut batch = Batch::default();
                         // The wall-clock monitors' state as of the last commit, for a rewind.
                         let before = exactly_once.then(|| (self.freshness.clone(), self.age.clone()));
@@ -335,6 +336,9 @@ impl Engine {
             })
             .await;
         }
+        if let Err(e) = self.store.flush() {
+            tracing::warn!(error = %e, "flushing the state store on stop failed; the next start restores what is missing from the changelog");
+        }
         if restart.is_none() {
             tracing::info!("engine stopped; handled work committed");
         }
@@ -380,6 +384,7 @@ impl Engine {
         .await
         .map_err(|e| e.to_string())??;
         self.workflows.clock.forget();
+        self.workflows.clear_cache();
         self.workflows
             .restore_clocks(&self.store)
             .map_err(|e| e.to_string())?;
@@ -802,6 +807,12 @@ impl Engine {
             self.workflows.assigned(&assignment, now);
         }
         self.mark_idle_partitions();
+        self.workflows.sync_cache(
+            self.consumer
+                .context()
+                .rebalances
+                .load(std::sync::atomic::Ordering::Acquire),
+        );
         let mut first = true;
         loop {
             let mut batch = Batch::default();

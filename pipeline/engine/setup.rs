@@ -345,12 +345,14 @@ pub async fn build(
     let state_dir = cfg.resolve(&cfg.state.dir);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
-    let store = Arc::new(Store::open(
+    let exactly_once = cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce;
+    // Under exactly-once the changelog topic is the log; RocksDB's own would write it twice.
+    let store = Arc::new(Store::open_with(
         &state_dir,
         cfg.state.block_cache_mb,
         cfg.state.write_buffer_mb,
+        !exactly_once,
     )?);
-    let exactly_once = cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce;
     let signal = Arc::new(RestoreSignal::default());
     let mut producer_base = base.clone();
     producer_base.set("partitioner", &cfg.kafka.partitioner);
@@ -427,7 +429,8 @@ pub async fn build(
     crate::observe::read::READ.attach(&store, compiled.clone());
     let mut clock = StreamClock::new(cfg.engine.time, cfg.engine.allowed_lateness_ms as i64);
     clock.idle_ms = cfg.engine.idle_timeout_ms as i64;
-    let mut workflows = WorkflowRunner::new(compiled, clock);
+    let mut workflows =
+        WorkflowRunner::new(compiled, clock).with_cache(cfg.state.instance_cache as usize);
     workflows.restore_clocks(&store)?;
     health.set_restored(true);
 

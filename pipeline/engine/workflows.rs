@@ -7,7 +7,7 @@
 //!
 //! | column family | key |
 //! |---|---|
-//! | `instances` | partition (u32 BE) · workflow · 0x00 · key → JSON instance |
+//! | `instances` | partition (u32 BE) · workflow · 0x00 · key → instance (state/instances.rs) |
 //! | `timers` | partition (u32 BE) · due (i64, sign-flipped BE) · kind (tag + step u32) · workflow · 0x00 · key → empty |
 //! | `meta` | `clock/` · partition (u32 BE) · topic → base, wall_at (i64 BE each) |
 
@@ -47,7 +47,7 @@ impl Batch {
                 Some(inst) => ops.push(Op::Put(
                     CF_INSTANCES,
                     k.clone(),
-                    serde_json::to_vec(inst).expect("instances serialise"),
+                    crate::state::instances::encode(inst),
                 )),
                 None => ops.push(Op::Delete(CF_INSTANCES, k.clone())),
             }
@@ -121,7 +121,48 @@ fn parse_timer(k: &[u8]) -> Option<(i32, i64, String, String, TimerKind)> {
     Some((p, due, wf, key, kind))
 }
 
+/// Committed instances, decoded, so that the next event of a business instance (which
+/// usually follows soon) skips the RocksDB read and the decode. Two generations of at most
+/// half the capacity each: when the young one fills, the old one is dropped, an approximate
+/// LRU with a hard bound (`state.instance_cache`).
+#[derive(Default)]
+struct InstanceCache {
+    young: HashMap<Vec<u8>, Instance>,
+    old: HashMap<Vec<u8>, Instance>,
+    half: usize,
+    /// The consumer's rebalance count the cached instances belong to.
+    rebalances: u64,
+}
+
+impl InstanceCache {
+    fn take(&mut self, k: &[u8]) -> Option<Instance> {
+        self.young.remove(k).or_else(|| self.old.remove(k))
+    }
+
+    fn put(&mut self, k: Vec<u8>, inst: Instance) {
+        if self.half == 0 {
+            return;
+        }
+        if self.young.len() >= self.half {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.old.remove(&k);
+        self.young.insert(k, inst);
+    }
+
+    fn forget(&mut self, k: &[u8]) {
+        self.young.remove(k);
+        self.old.remove(k);
+    }
+
+    fn clear(&mut self) {
+        self.young = HashMap::new();
+        self.old = HashMap::new();
+    }
+}
+
 pub struct WorkflowRunner {
+    cache: InstanceCache,
     workflows: Vec<Workflow>,
     by_type: HashMap<String, Vec<usize>>,
     by_name: HashMap<String, usize>,
@@ -129,6 +170,12 @@ pub struct WorkflowRunner {
 }
 
 impl WorkflowRunner {
+    /// Keeps up to `cache_entries` committed instances in memory (0: none).
+    pub fn with_cache(mut self, cache_entries: usize) -> Self {
+        self.cache.half = cache_entries / 2;
+        self
+    }
+
     pub fn new(workflows: Vec<Workflow>, clock: StreamClock) -> Self {
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, w) in workflows.iter().enumerate() {
@@ -142,6 +189,7 @@ impl WorkflowRunner {
             .map(|(i, w)| (w.name.clone(), i))
             .collect();
         WorkflowRunner {
+            cache: InstanceCache::default(),
             workflows,
             by_type,
             by_name,
@@ -168,13 +216,47 @@ impl WorkflowRunner {
         Ok(())
     }
 
-    fn load(&self, store: &Store, batch: &Batch, k: &[u8]) -> Result<Option<Instance>, StateError> {
+    /// The instance under `k`: staged in this batch, else committed (the cache, then the store).
+    /// What it returns is staged again by [`Self::apply`], so a cached instance is taken out
+    /// of the cache rather than copied; the commit puts it back.
+    fn load(
+        &mut self,
+        store: &Store,
+        batch: &Batch,
+        k: &[u8],
+    ) -> Result<Option<Instance>, StateError> {
         if let Some(v) = batch.instances.get(k) {
             return Ok(v.clone());
         }
+        if let Some(inst) = self.cache.take(k) {
+            return Ok(Some(inst));
+        }
         Ok(store
             .get(CF_INSTANCES, k)?
-            .and_then(|v| serde_json::from_slice(&v).ok()))
+            .and_then(|v| crate::state::instances::decode(&v)))
+    }
+
+    /// A batch is committed and its state written: its instances are the committed ones now.
+    pub fn committed(&mut self, batch: Batch) {
+        for (k, v) in batch.instances {
+            match v {
+                Some(inst) => self.cache.put(k, inst),
+                None => self.cache.forget(&k),
+            }
+        }
+    }
+
+    /// Drops cached instances when the assignment moved (`rebalances` changed) or the engine
+    /// rewound: the store is the truth again.
+    pub fn sync_cache(&mut self, rebalances: u64) {
+        if self.cache.rebalances != rebalances {
+            self.cache.clear();
+            self.cache.rebalances = rebalances;
+        }
+    }
+
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
     }
 
     fn apply(
@@ -212,10 +294,11 @@ impl WorkflowRunner {
         let Some(wfs) = self.by_type.get(&ev.event_type) else {
             return Ok(());
         };
-        for &i in wfs {
-            let wf = &self.workflows[i];
-            let k = instance_key(p, &wf.name, &ev.key);
+        for i in 0..wfs.len() {
+            let i = self.by_type[&ev.event_type][i];
+            let k = instance_key(p, &self.workflows[i].name, &ev.key);
             let inst = self.load(store, batch, &k)?;
+            let wf = &self.workflows[i];
             let t = wf.on_event(inst, ev);
             self.apply(batch, p, wf, &ev.key, t);
         }
@@ -269,9 +352,9 @@ impl WorkflowRunner {
                 let Some(&i) = self.by_name.get(&wf_name) else {
                     continue;
                 };
-                let wf = &self.workflows[i];
-                let ik = instance_key(p, &wf.name, &key);
+                let ik = instance_key(p, &self.workflows[i].name, &key);
                 let inst = self.load(store, batch, &ik)?;
+                let wf = &self.workflows[i];
                 let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
                 self.apply(batch, p, wf, &key, t);
             }

@@ -14,7 +14,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct PipelineContext {
@@ -26,6 +26,9 @@ pub struct PipelineContext {
     /// Set on every revoke: records fetched before it may belong to partitions this instance
     /// no longer owns, and must not be processed.
     pub revoked: AtomicBool,
+    /// Counts assignment changes (before and after each): state the engine keeps in memory
+    /// about partitions (its instance cache) is dropped when it moves.
+    pub rebalances: AtomicU64,
 }
 
 /// What the rebalance hook tells the engine about restores.
@@ -164,6 +167,7 @@ impl ConsumerContext for PipelineContext {
     }
 
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
         if let (Some(hook), Rebalance::Assign(tpl)) = (&self.restore, rebalance) {
             hook.assign(tpl, &self.health);
         }
@@ -192,6 +196,7 @@ impl ConsumerContext for PipelineContext {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
         let assigned_now = consumer.assignment().map(|a| a.count()).unwrap_or(0) as i64;
         match rebalance {
             Rebalance::Assign(tpl) => Rebalanced {
@@ -255,5 +260,6 @@ pub fn create_consumer(
         restore,
         groups,
         revoked: AtomicBool::new(false),
+        rebalances: AtomicU64::new(0),
     })
 }

@@ -14,6 +14,7 @@
 //! The engine is the only writer; detectors hand it what to remember.
 
 pub mod changelog;
+pub mod instances;
 pub mod query;
 
 /// Key-value pairs read from the store, in key order.
@@ -64,6 +65,11 @@ pub struct Store {
     db: rocksdb::DB,
     /// The shared block cache (None when opened read-only).
     cache: Option<rocksdb::Cache>,
+    /// Writes go to RocksDB's write-ahead log. Without it (exactly-once, where the changelog
+    /// topic is the log) a crash loses what was not flushed yet; column families are flushed
+    /// atomically, so what survives is a consistent earlier state with its changelog
+    /// checkpoint, and restore reads the tail from there (as Kafka Streams does).
+    wal: bool,
 }
 
 impl Store {
@@ -74,6 +80,16 @@ impl Store {
         dir: &Path,
         block_cache_mb: u64,
         write_buffer_mb: u64,
+    ) -> Result<Store, StateError> {
+        Store::open_with(dir, block_cache_mb, write_buffer_mb, true)
+    }
+
+    /// [`Store::open`], with or without the write-ahead log (`wal`; see [`Store`]).
+    pub fn open_with(
+        dir: &Path,
+        block_cache_mb: u64,
+        write_buffer_mb: u64,
+        wal: bool,
     ) -> Result<Store, StateError> {
         const MIB: usize = 1 << 20;
         let cache = rocksdb::Cache::new_lru_cache(block_cache_mb as usize * MIB);
@@ -91,6 +107,7 @@ impl Store {
         // Per column family; the manager caps them all together.
         opts.set_write_buffer_size((buffers / CFS.len()).max(MIB));
         opts.set_max_write_buffer_number(2);
+        opts.set_atomic_flush(true);
         opts.set_write_buffer_manager(
             &rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
                 buffers,
@@ -105,6 +122,7 @@ impl Store {
         Ok(Store {
             db,
             cache: Some(cache),
+            wal,
         })
     }
 
@@ -117,7 +135,11 @@ impl Store {
                 source,
             }
         })?;
-        Ok(Store { db, cache: None })
+        Ok(Store {
+            db,
+            cache: None,
+            wal: true,
+        })
     }
 
     /// Where the store's memory is, in bytes: (block cache in use, of it pinned, memtables,
@@ -161,7 +183,7 @@ impl Store {
         for (k, v) in pairs {
             batch.put_cf(handle, k, v);
         }
-        Ok(self.db.write(batch)?)
+        Ok(self.db.write_opt(batch, &self.write_options())?)
     }
 
     /// Applies puts and deletes across column families atomically.
@@ -173,7 +195,20 @@ impl Store {
                 Op::Delete(cf, k) => batch.delete_cf(self.cf(cf), k),
             }
         }
-        Ok(self.db.write(batch)?)
+        Ok(self.db.write_opt(batch, &self.write_options())?)
+    }
+
+    fn write_options(&self) -> rocksdb::WriteOptions {
+        let mut o = rocksdb::WriteOptions::default();
+        o.disable_wal(!self.wal);
+        o
+    }
+
+    /// Flushes the memtables to disk (on shutdown: without the write-ahead log, what is not
+    /// flushed would be restored from the changelog on the next start).
+    pub fn flush(&self) -> Result<(), StateError> {
+        let cfs: Vec<_> = CFS.iter().map(|c| self.cf(c)).collect();
+        Ok(self.db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?)
     }
 
     /// Pairs with `from <= key < to`, in key order, at most `limit`.

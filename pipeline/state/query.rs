@@ -3,7 +3,7 @@
 //! HTTP API and `sightline state` on a stopped instance's directory both answer with these.
 
 use super::{StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
-use crate::detectors::workflow::{Instance, Workflow};
+use crate::detectors::workflow::Workflow;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,7 +63,7 @@ pub fn instance(
     let w = workflows.iter().find(|w| w.name == workflow);
     for p in partitions(store)? {
         if let Some(v) = store.get(CF_INSTANCES, &instance_key(p, workflow, key))? {
-            let Ok(mut inst) = serde_json::from_slice::<Instance>(&v) else {
+            let Some(mut inst) = crate::state::instances::decode(&v) else {
                 continue;
             };
             // In business order (arrival order across topics is the consumer's, not the business's).
@@ -129,7 +129,7 @@ pub fn open_instances(
         if workflow.is_some_and(|w| w != wf) {
             continue;
         }
-        let Ok(inst) = serde_json::from_slice::<Instance>(&v) else {
+        let Some(inst) = crate::state::instances::decode(&v) else {
             continue;
         };
         if inst.closed {
@@ -201,7 +201,7 @@ pub fn timers_due(
             );
             let inst = store
                 .get(CF_INSTANCES, &instance_key(p, &wf, &key))?
-                .and_then(|v| serde_json::from_slice::<Instance>(&v).ok());
+                .and_then(|v| crate::state::instances::decode(&v));
             let spent = inst.as_ref().is_some_and(|i| match kind {
                 "deadline" => i.closed || i.seen.contains_key(&step),
                 "orphan" => i.closed || i.started_at.is_some(),
