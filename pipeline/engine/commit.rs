@@ -126,6 +126,7 @@ impl Engine {
         // The changelog of every state write.
         let ops = batch.ops();
         let mut logged = Vec::with_capacity(ops.len());
+        let logged_count = ops.len();
         for op in &ops {
             let (p, key, value) = changelog::record(op);
             let mut r = FutureRecord::<[u8], [u8]>::to(&changelog_topic)
@@ -143,6 +144,7 @@ impl Engine {
                 }
             }
         }
+        let sent_in = started.elapsed();
         // Every record acknowledged before the commit is asked for. commit_transaction would
         // flush them itself, but its flush waits for the producer's delivery reports, which
         // rust-rdkafka's polling thread hands over at its 100 ms poll interval: a 100 ms floor
@@ -202,6 +204,8 @@ impl Engine {
                 .commit_transaction(TXN_TIMEOUT)
                 .map_err(|e| describe("committing the transaction", &e))?;
             tracing::debug!(
+                send_ms = sent_in.as_millis() as u64,
+                changelog_records = logged_count,
                 produce_ms = produced_in.as_millis() as u64,
                 offsets_ms = offsets_in.as_millis() as u64,
                 commit_ms = (t.elapsed() - offsets_in).as_millis() as u64,
@@ -232,11 +236,13 @@ impl Engine {
                 next.into_iter()
                     .map(|(p, n)| changelog::checkpoint_op(p, n)),
             );
+            let t = Instant::now();
             if let Err(e) = self.store.write(&writes) {
                 // The transaction holds the truth; a restart restores it from the changelog.
                 tracing::error!(error = %e, "state store write failed; stopping");
                 return Outcome::Fatal(e.to_string());
             }
+            tracing::debug!(write_ms = t.elapsed().as_millis() as u64, "state written");
         }
         Outcome::Done
     }

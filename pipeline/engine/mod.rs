@@ -240,6 +240,7 @@ impl Engine {
                         // Under exactly-once a batch is a transaction, and collects records for up
                         // to the commit interval (a commit costs a round trip to the broker).
                         let started = Instant::now();
+                        tracing::debug!("batch collecting");
                         let collect_until = tokio::time::Instant::now() + if exactly_once { self.commit_interval } else { Duration::ZERO };
                         let mut msgs = vec![first];
                         while msgs.len() < MAX_BATCH {
@@ -311,6 +312,7 @@ impl Engine {
                                 }
                             }
                         }
+                        tracing::debug!(records = msgs.len(), handled_ms = started.elapsed().as_millis() as u64, "batch done");
                         METRICS.batch_handling.observe(started.elapsed().as_secs_f64());
                         METRICS.batch_records.observe(msgs.len() as f64);
                     }
@@ -826,7 +828,7 @@ impl Engine {
                     }
                 }
             }
-            let fired = match self.workflows.tick(&self.store, &mut batch, wall, 1_000) {
+            let fired = match self.workflows.tick(&self.store, &mut batch, wall, MAX_BATCH) {
                 Ok(n) => n,
                 Err(e) => return Outcome::Fatal(e.to_string()),
             };
@@ -835,7 +837,7 @@ impl Engine {
                 return Outcome::Done;
             }
             match self.commit_batch(batch, None, shutdown).await {
-                Outcome::Done if fired == 1_000 => continue,
+                Outcome::Done if fired == MAX_BATCH => continue,
                 other => return other,
             }
         }

@@ -353,9 +353,22 @@ impl WorkflowRunner {
                     continue;
                 };
                 let ik = instance_key(p, &self.workflows[i].name, &key);
+                let staged = batch.instances.contains_key(&ik);
                 let inst = self.load(store, batch, &ik)?;
+                let existed = inst.is_some();
                 let wf = &self.workflows[i];
                 let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
+                // Most timers find their reason gone (the step arrived, the instance ended):
+                // nothing changes, and nothing is written or logged for the instance.
+                let unchanged = t.outputs.is_empty()
+                    && t.timers.is_empty()
+                    && existed == t.instance.is_some();
+                if unchanged && !staged {
+                    if let Some(inst) = t.instance {
+                        self.cache.put(ik, inst);
+                    }
+                    continue;
+                }
                 self.apply(batch, p, wf, &key, t);
             }
             if fired >= limit {
