@@ -144,7 +144,7 @@ impl InstanceCache {
             return;
         }
         if self.young.len() >= self.half {
-            self.old = std::mem::take(&mut self.young);
+            self.old = std::mem::replace(&mut self.young, HashMap::with_capacity(self.half));
         }
         self.old.remove(&k);
         self.young.insert(k, inst);

@@ -108,6 +108,10 @@ impl Store {
         opts.set_write_buffer_size((buffers / CFS.len()).max(MIB));
         opts.set_max_write_buffer_number(2);
         opts.set_atomic_flush(true);
+        // Most reads of a new business key find nothing: a bloom filter in the memtables too
+        // answers those without a skiplist search.
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_memtable_prefix_bloom_ratio(0.05);
         opts.set_write_buffer_manager(
             &rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
                 buffers,
