@@ -240,7 +240,6 @@ impl Engine {
                         // Under exactly-once a batch is a transaction, and collects records for up
                         // to the commit interval (a commit costs a round trip to the broker).
                         let started = Instant::now();
-                        tracing::debug!("batch collecting");
                         let collect_until = tokio::time::Instant::now() + if exactly_once { self.commit_interval } else { Duration::ZERO };
                         let mut msgs = vec![first];
                         while msgs.len() < MAX_BATCH {
