@@ -3,7 +3,7 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `schemas` | `<partition BE u32>` · `avro/<topic>/<schema id BE u32>`, `avro-last/<topic>`, `json/<topic>/<field>/<kind>` | what drift detection knows, filed under the input partition that taught it |
-//! | `instances` | `<partition BE u32><correlation key>` | workflow instance state (workflow stage) |
+//! | `instances` | `<partition BE u32><workflow>\0<correlation key>` | workflow instance state (`instances.rs`: version byte + postcard) |
 //! | `timers` | `<partition BE u32><due ms BE u64><key>` | deadlines, a range scan in due order |
 //! | `meta` | `changelog/<partition BE u32>`, `clock/<partition><topic>`, `announced/<partition><id>` | next changelog offset local state includes; stream clocks; drift outputs announced |
 //!
