@@ -362,10 +362,12 @@ async fn main() {
     let (mut child, port) = start_exactly_once();
     let pid = child.id();
     let (rate, cpu) = measure(port, pid, &prefix, records);
+    // Let RocksDB settle its memtables before measuring, and the last drift claims come back
+    // through the announce topic (drift is emitted by that topic's owner, after the records).
+    std::thread::sleep(Duration::from_secs(2));
     let dead = metric_sum(port, "sightline_records_dead_lettered_total", &prefix);
     let alerts = metric_sum(port, "sightline_alerts_emitted_total", "");
     let drift = metric_sum(port, "sightline_schema_drift_events_total", &prefix);
-    std::thread::sleep(Duration::from_secs(2)); // let RocksDB settle its memtables before measuring
     let rss_peak = proc_kib(pid, "VmHWM:");
     let rss_now = proc_kib(pid, "VmRSS:");
     let disk = dir_bytes(&dir.join("state"));
