@@ -163,6 +163,9 @@ impl InstanceCache {
 
 pub struct WorkflowRunner {
     cache: InstanceCache,
+    /// Per partition: every timer due at or before this has fired (in committed state, or in
+    /// the batch being committed; a failed commit rewinds, which clears this).
+    fired_to: HashMap<i32, i64>,
     workflows: Vec<Workflow>,
     by_type: HashMap<String, Vec<usize>>,
     by_name: HashMap<String, usize>,
@@ -190,6 +193,7 @@ impl WorkflowRunner {
             .collect();
         WorkflowRunner {
             cache: InstanceCache::default(),
+            fired_to: HashMap::new(),
             workflows,
             by_type,
             by_name,
@@ -250,30 +254,39 @@ impl WorkflowRunner {
     /// rewound: the store is the truth again.
     pub fn sync_cache(&mut self, rebalances: u64) {
         if self.cache.rebalances != rebalances {
-            self.cache.clear();
+            self.clear_cache();
             self.cache.rebalances = rebalances;
         }
     }
 
+    /// Forgets what is kept in memory about committed state: cached instances, and how far
+    /// each partition's timers are known fired.
     pub fn clear_cache(&mut self) {
         self.cache.clear();
+        self.fired_to.clear();
     }
 
     fn apply(
-        &self,
+        &mut self,
         batch: &mut Batch,
         p: i32,
-        wf: &Workflow,
+        wf: usize,
         key: &str,
         t: crate::detectors::workflow::Transition,
     ) {
         batch
             .instances
-            .insert(instance_key(p, &wf.name, key), t.instance);
+            .insert(instance_key(p, &self.workflows[wf].name, key), t.instance);
         for Timer { due_ms, kind } in t.timers {
+            // A timer due where the scans have passed already must be found by the next one.
+            if let Some(done) = self.fired_to.get_mut(&p) {
+                if *done >= due_ms {
+                    *done = due_ms.saturating_sub(1);
+                }
+            }
             batch
                 .timer_puts
-                .insert(timer_key(p, due_ms, &wf.name, key, kind), ());
+                .insert(timer_key(p, due_ms, &self.workflows[wf].name, key, kind), ());
         }
         batch.outputs.extend(t.outputs);
     }
@@ -300,7 +313,7 @@ impl WorkflowRunner {
             let inst = self.load(store, batch, &k)?;
             let wf = &self.workflows[i];
             let t = wf.on_event(inst, ev);
-            self.apply(batch, p, wf, &ev.key, t);
+            self.apply(batch, p, i, &ev.key, t);
         }
         Ok(())
     }
@@ -339,10 +352,20 @@ impl WorkflowRunner {
             let Some(wm) = self.clock.watermark(p, wall_ms) else {
                 continue;
             };
-            let from = (p as u32).to_be_bytes().to_vec();
-            let mut to = from.clone();
+            // Start after what is known fired: fired timers are deleted, and a scan from the
+            // partition's start would step over every one of their tombstones, each tick.
+            let mut from = (p as u32).to_be_bytes().to_vec();
+            if let Some(&done) = self.fired_to.get(&p) {
+                from.extend_from_slice(&due_bytes(done.saturating_add(1)));
+            }
+            let mut to = (p as u32).to_be_bytes().to_vec();
             to.extend_from_slice(&due_bytes(wm.saturating_add(1)));
-            for (k, _) in store.range(CF_TIMERS, &from, &to, limit.saturating_sub(fired))? {
+            let room = limit.saturating_sub(fired);
+            let due_now = store.range(CF_TIMERS, &from, &to, room)?;
+            if due_now.len() < room {
+                self.fired_to.insert(p, wm);
+            }
+            for (k, _) in due_now {
                 let Some((_, due, wf_name, key, kind)) = parse_timer(&k) else {
                     batch.timer_deletes.push(k);
                     continue;
@@ -369,7 +392,7 @@ impl WorkflowRunner {
                     }
                     continue;
                 }
-                self.apply(batch, p, wf, &key, t);
+                self.apply(batch, p, i, &key, t);
             }
             if fired >= limit {
                 break;
