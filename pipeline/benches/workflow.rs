@@ -18,8 +18,10 @@
 //! 5. Restore: the instance is killed, its state directory wiped, and it is started again.
 //! 6. Transactions off: another group reads the same data at least once.
 //!
-//!     cargo bench --bench workflow
-//!     SIGHTLINE_BENCH_ORDERS=1000000 cargo bench --bench workflow
+//! ```text
+//! cargo bench --bench workflow
+//! SIGHTLINE_BENCH_ORDERS=1000000 cargo bench --bench workflow
+//! ```
 //!
 //! `SIGHTLINE_BENCH_QUICK=1` stops after the ceiling and the exactly-once run (for profiling).
 
@@ -627,7 +629,7 @@ async fn probe_latencies(probes: &str, out: &str, id: &str) -> Vec<f64> {
         let v = format!(r#"{{"type":"probe_started","key":"P-{i}","at":{at}}}"#);
         sent.push(
             probe_producer
-                .send_result(FutureRecord::to(&probes).key(&format!("P-{i}")).payload(&v))
+                .send_result(FutureRecord::to(probes).key(&format!("P-{i}")).payload(&v))
                 .map_err(|(e, _)| e)
                 .unwrap(),
         );

@@ -217,7 +217,7 @@ pub fn generate_with(
                 at_ms,
             });
             good += 1;
-            if poison_every > 0 && good % poison_every == 0 {
+            if poison_every > 0 && good.is_multiple_of(poison_every) {
                 let mut p = poison(&mut rng, poison_kind, &id, t0);
                 p.at_ms = at_ms;
                 out.push(p);

@@ -154,7 +154,11 @@ impl Engine {
             match d.await {
                 Ok(Ok(_)) => delivered.push((out, topic)),
                 Ok(Err((e, _))) => return self.abort(format!("producing to {topic}: {e}")).await,
-                Err(_) => return self.abort(format!("producing to {topic}: delivery cancelled")).await,
+                Err(_) => {
+                    return self
+                        .abort(format!("producing to {topic}: delivery cancelled"))
+                        .await
+                }
             }
         }
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -171,7 +175,9 @@ impl Engine {
                 }
                 Err(_) => {
                     return self
-                        .abort(format!("producing to {changelog_topic}: delivery cancelled"))
+                        .abort(format!(
+                            "producing to {changelog_topic}: delivery cancelled"
+                        ))
                         .await
                 }
             }

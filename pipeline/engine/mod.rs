@@ -827,7 +827,10 @@ impl Engine {
                     }
                 }
             }
-            let fired = match self.workflows.tick(&self.store, &mut batch, wall, MAX_BATCH) {
+            let fired = match self
+                .workflows
+                .tick(&self.store, &mut batch, wall, MAX_BATCH)
+            {
                 Ok(n) => n,
                 Err(e) => return Outcome::Fatal(e.to_string()),
             };

@@ -284,9 +284,10 @@ impl WorkflowRunner {
                     *done = due_ms.saturating_sub(1);
                 }
             }
-            batch
-                .timer_puts
-                .insert(timer_key(p, due_ms, &self.workflows[wf].name, key, kind), ());
+            batch.timer_puts.insert(
+                timer_key(p, due_ms, &self.workflows[wf].name, key, kind),
+                (),
+            );
         }
         batch.outputs.extend(t.outputs);
     }
@@ -383,9 +384,8 @@ impl WorkflowRunner {
                 let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
                 // Most timers find their reason gone (the step arrived, the instance ended):
                 // nothing changes, and nothing is written or logged for the instance.
-                let unchanged = t.outputs.is_empty()
-                    && t.timers.is_empty()
-                    && existed == t.instance.is_some();
+                let unchanged =
+                    t.outputs.is_empty() && t.timers.is_empty() && existed == t.instance.is_some();
                 if unchanged && !staged {
                     if let Some(inst) = t.instance {
                         self.cache.put(ik, inst);

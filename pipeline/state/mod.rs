@@ -212,7 +212,9 @@ impl Store {
     /// flushed would be restored from the changelog on the next start).
     pub fn flush(&self) -> Result<(), StateError> {
         let cfs: Vec<_> = CFS.iter().map(|c| self.cf(c)).collect();
-        Ok(self.db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?)
+        Ok(self
+            .db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?)
     }
 
     /// Pairs with `from <= key < to`, in key order, at most `limit`.
