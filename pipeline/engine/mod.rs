@@ -275,7 +275,7 @@ impl Engine {
                                 break;
                             }
                         }
-                        self.workflows.sync_cache(consumer.context().rebalances.load(std::sync::atomic::Ordering::Acquire));
+                        self.sync_instance_cache();
                         let mut batch = Batch::default();
                         // The wall-clock monitors' state as of the last commit, for a rewind.
                         let before = exactly_once.then(|| (self.freshness.clone(), self.age.clone()));
@@ -348,6 +348,16 @@ impl Engine {
             (None, Some(e)) => Ok(Ended::Restart(e)),
             (None, None) => Ok(Ended::Shutdown),
         }
+    }
+
+    /// Drops the workflows' in-memory view of committed state if the assignment moved since.
+    fn sync_instance_cache(&mut self) {
+        let rebalances = self
+            .consumer
+            .context()
+            .rebalances
+            .load(std::sync::atomic::Ordering::Acquire);
+        self.workflows.sync_cache(rebalances);
     }
 
     /// After an aborted transaction (a rebalance fenced its offsets, a broker went away): read
@@ -808,12 +818,7 @@ impl Engine {
             self.workflows.assigned(&assignment, now);
         }
         self.mark_idle_partitions();
-        self.workflows.sync_cache(
-            self.consumer
-                .context()
-                .rebalances
-                .load(std::sync::atomic::Ordering::Acquire),
-        );
+        self.sync_instance_cache();
         let mut first = true;
         loop {
             let mut batch = Batch::default();

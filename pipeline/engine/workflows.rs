@@ -161,6 +161,50 @@ impl InstanceCache {
     }
 }
 
+/// The instance under `k`: staged in this batch, else committed (the cache, then the store).
+/// What it returns is staged again by [`stage`], so a cached instance is taken out of the cache
+/// rather than copied; the commit puts it back.
+fn load(
+    cache: &mut InstanceCache,
+    store: &Store,
+    batch: &Batch,
+    k: &[u8],
+) -> Result<Option<Instance>, StateError> {
+    if let Some(v) = batch.instances.get(k) {
+        return Ok(v.clone());
+    }
+    if let Some(inst) = cache.take(k) {
+        return Ok(Some(inst));
+    }
+    Ok(store
+        .get(CF_INSTANCES, k)?
+        .and_then(|v| crate::state::instances::decode(&v)))
+}
+
+/// Stages a transition of instance `key` of workflow `wf` on partition `p` in `batch`.
+fn stage(
+    fired_to: &mut HashMap<i32, i64>,
+    batch: &mut Batch,
+    p: i32,
+    wf: &str,
+    key: &str,
+    t: crate::detectors::workflow::Transition,
+) {
+    batch.instances.insert(instance_key(p, wf, key), t.instance);
+    for Timer { due_ms, kind } in t.timers {
+        // A timer due where the scans have passed already must be found by the next one.
+        if let Some(done) = fired_to.get_mut(&p) {
+            if *done >= due_ms {
+                *done = due_ms.saturating_sub(1);
+            }
+        }
+        batch
+            .timer_puts
+            .insert(timer_key(p, due_ms, wf, key, kind), ());
+    }
+    batch.outputs.extend(t.outputs);
+}
+
 pub struct WorkflowRunner {
     cache: InstanceCache,
     /// Per partition: every timer due at or before this has fired (in committed state, or in
@@ -220,26 +264,6 @@ impl WorkflowRunner {
         Ok(())
     }
 
-    /// The instance under `k`: staged in this batch, else committed (the cache, then the store).
-    /// What it returns is staged again by [`Self::apply`], so a cached instance is taken out
-    /// of the cache rather than copied; the commit puts it back.
-    fn load(
-        &mut self,
-        store: &Store,
-        batch: &Batch,
-        k: &[u8],
-    ) -> Result<Option<Instance>, StateError> {
-        if let Some(v) = batch.instances.get(k) {
-            return Ok(v.clone());
-        }
-        if let Some(inst) = self.cache.take(k) {
-            return Ok(Some(inst));
-        }
-        Ok(store
-            .get(CF_INSTANCES, k)?
-            .and_then(|v| crate::state::instances::decode(&v)))
-    }
-
     /// A batch is committed and its state written: its instances are the committed ones now.
     pub fn committed(&mut self, batch: Batch) {
         for (k, v) in batch.instances {
@@ -266,32 +290,6 @@ impl WorkflowRunner {
         self.fired_to.clear();
     }
 
-    fn apply(
-        &mut self,
-        batch: &mut Batch,
-        p: i32,
-        wf: usize,
-        key: &str,
-        t: crate::detectors::workflow::Transition,
-    ) {
-        batch
-            .instances
-            .insert(instance_key(p, &self.workflows[wf].name, key), t.instance);
-        for Timer { due_ms, kind } in t.timers {
-            // A timer due where the scans have passed already must be found by the next one.
-            if let Some(done) = self.fired_to.get_mut(&p) {
-                if *done >= due_ms {
-                    *done = due_ms.saturating_sub(1);
-                }
-            }
-            batch.timer_puts.insert(
-                timer_key(p, due_ms, &self.workflows[wf].name, key, kind),
-                (),
-            );
-        }
-        batch.outputs.extend(t.outputs);
-    }
-
     /// An event read from partition `p` of `topic` (its source topic, or the repartition topic
     /// it was re-keyed through), arriving at wall time `wall_ms`.
     pub fn on_event(
@@ -308,13 +306,12 @@ impl WorkflowRunner {
         let Some(wfs) = self.by_type.get(&ev.event_type) else {
             return Ok(());
         };
-        for i in 0..wfs.len() {
-            let i = self.by_type[&ev.event_type][i];
-            let k = instance_key(p, &self.workflows[i].name, &ev.key);
-            let inst = self.load(store, batch, &k)?;
+        for &i in wfs {
             let wf = &self.workflows[i];
+            let k = instance_key(p, &wf.name, &ev.key);
+            let inst = load(&mut self.cache, store, batch, &k)?;
             let t = wf.on_event(inst, ev);
-            self.apply(batch, p, i, &ev.key, t);
+            stage(&mut self.fired_to, batch, p, &wf.name, &ev.key, t);
         }
         Ok(())
     }
@@ -376,23 +373,21 @@ impl WorkflowRunner {
                 let Some(&i) = self.by_name.get(&wf_name) else {
                     continue;
                 };
-                let ik = instance_key(p, &self.workflows[i].name, &key);
-                let staged = batch.instances.contains_key(&ik);
-                let inst = self.load(store, batch, &ik)?;
-                let existed = inst.is_some();
                 let wf = &self.workflows[i];
+                let ik = instance_key(p, &wf.name, &key);
+                let staged = batch.instances.contains_key(&ik);
+                let inst = load(&mut self.cache, store, batch, &ik)?;
+                let existed = inst.is_some();
                 let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
                 // Most timers find their reason gone (the step arrived, the instance ended):
                 // nothing changes, and nothing is written or logged for the instance.
-                let unchanged =
-                    t.outputs.is_empty() && t.timers.is_empty() && existed == t.instance.is_some();
-                if unchanged && !staged {
+                if t.changes_nothing(existed) && !staged {
                     if let Some(inst) = t.instance {
                         self.cache.put(ik, inst);
                     }
                     continue;
                 }
-                self.apply(batch, p, i, &key, t);
+                stage(&mut self.fired_to, batch, p, &wf.name, &key, t);
             }
             if fired >= limit {
                 break;
@@ -405,6 +400,45 @@ impl WorkflowRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn inst(key: &str) -> Instance {
+        Instance {
+            key: key.into(),
+            first_at: 0,
+            started_at: None,
+            seen: Default::default(),
+            fired: Default::default(),
+            orphan_fired: false,
+            closed: false,
+            event_ids: Default::default(),
+            lineage: Vec::new(),
+            dimensions: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_instance_cache_holds_at_most_its_capacity_and_hands_each_instance_out_once() {
+        let mut c = InstanceCache {
+            half: 2,
+            ..Default::default()
+        };
+        for k in ["a", "b", "c", "d", "e"] {
+            c.put(k.as_bytes().to_vec(), inst(k));
+        }
+        // c's put made {a, b} the old generation; e's put made {c, d} the old one and dropped
+        // {a, b}: e is young, c and d old.
+        assert_eq!(c.young.len() + c.old.len(), 3);
+        assert_eq!(c.take(b"a"), None);
+        assert_eq!(c.take(b"c").map(|i| i.key), Some("c".to_string()));
+        assert_eq!(c.take(b"c"), None, "taken, not copied");
+        c.forget(b"e");
+        assert_eq!(c.take(b"e"), None);
+        c.clear();
+        assert_eq!(c.take(b"d"), None);
+        let mut off = InstanceCache::default();
+        off.put(b"a".to_vec(), inst("a"));
+        assert_eq!(off.take(b"a"), None, "capacity 0 keeps nothing");
+    }
 
     #[test]
     fn timer_keys_sort_by_partition_then_due_and_round_trip() {

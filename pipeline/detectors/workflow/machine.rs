@@ -68,6 +68,16 @@ pub struct Transition {
     pub timers: Vec<Timer>,
 }
 
+impl Transition {
+    /// Whether this result of [`Workflow::on_timer`], on an instance that existed or not
+    /// (`existed`), changed nothing. `on_timer` changes an instance only together with an output
+    /// or a new timer, or by dropping it (the property tests check this), so the runner need
+    /// not write back or log an instance whose timer found its reason gone.
+    pub fn changes_nothing(&self, existed: bool) -> bool {
+        self.outputs.is_empty() && self.timers.is_empty() && existed == self.instance.is_some()
+    }
+}
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

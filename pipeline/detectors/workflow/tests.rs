@@ -94,11 +94,14 @@ impl Sim {
                 break;
             }
             self.timers.pop_first();
-            let t = w.on_timer(
-                self.instances.get(&key).cloned(),
-                Timer { due_ms: due, kind },
-                now,
-            );
+            let before = self.instances.get(&key).cloned();
+            let t = w.on_timer(before.clone(), Timer { due_ms: due, kind }, now);
+            if t.changes_nothing(before.is_some()) {
+                assert_eq!(
+                    t.instance, before,
+                    "on_timer changed {key} without saying so"
+                );
+            }
             self.apply(&key, t);
         }
     }
