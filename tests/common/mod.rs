@@ -523,6 +523,15 @@ pub fn caught_up(group: &str, topics: &[String]) -> bool {
 
 /// The partitions of `topics` that consumer group `group` has not committed to their end.
 pub fn behind(group: &str, topics: &[String]) -> Vec<(String, i32)> {
+    unread(group, topics)
+        .into_iter()
+        .map(|(t, p, _)| (t, p))
+        .collect()
+}
+
+/// The partitions of `topics` that consumer group `group` has not committed to their end, with
+/// how many records it has left to read in each.
+pub fn unread(group: &str, topics: &[String]) -> Vec<(String, i32, i64)> {
     use rdkafka::consumer::Consumer;
     let c: BaseConsumer = client().set("group.id", group).create().expect("client");
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -543,14 +552,14 @@ pub fn behind(group: &str, topics: &[String]) -> Vec<(String, i32)> {
         .committed_offsets(tpl, Duration::from_secs(10))
         .expect("committed offsets");
     ends.into_iter()
-        .filter(|(t, p, high)| {
-            *high > 0
-                && committed
-                    .find_partition(t, *p)
-                    .and_then(|e| e.offset().to_raw())
-                    .is_none_or(|o| o < *high)
+        .filter_map(|(t, p, high)| {
+            let at = committed
+                .find_partition(&t, p)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(0)
+                .max(0);
+            (high > 0 && at < high).then(|| (t, p, high - at))
         })
-        .map(|(t, p, _)| (t, p))
         .collect()
 }
 
