@@ -13,9 +13,47 @@ pub const DRIFT_SCHEMA: &str = include_str!("../../schemas/sightline/schema_drif
 pub const SLA_SCHEMA: &str = include_str!("../../schemas/sightline/sla_event.avsc");
 pub const LAG_SCHEMA: &str = include_str!("../../schemas/sightline/lag_event.avsc");
 
+/// A shipped output contract, parsed and its named types resolved once per process (resolving
+/// walks the whole schema and builds a map: done per record, that was a tenth of the commit's
+/// CPU). The schema lives as long as the process, as the names borrow it.
+struct Contract {
+    text: &'static str,
+    schema: &'static Schema,
+    names: apache_avro::schema::NamesRef<'static>,
+}
+
+impl Contract {
+    fn parse(text: &'static str) -> Contract {
+        let schema: &'static Schema = Box::leak(Box::new(
+            Schema::parse_str(text).expect("shipped schemas parse (tested)"),
+        ));
+        let names = apache_avro::schema::ResolvedSchema::try_from(schema)
+            .expect("shipped schemas' names resolve (tested)")
+            .get_names()
+            .clone();
+        Contract {
+            text,
+            schema,
+            names,
+        }
+    }
+}
+
+static ALERT: std::sync::LazyLock<Contract> =
+    std::sync::LazyLock::new(|| Contract::parse(ALERT_SCHEMA));
+static DRIFT: std::sync::LazyLock<Contract> =
+    std::sync::LazyLock::new(|| Contract::parse(DRIFT_SCHEMA));
+static SLA: std::sync::LazyLock<Contract> =
+    std::sync::LazyLock::new(|| Contract::parse(SLA_SCHEMA));
+static LAG: std::sync::LazyLock<Contract> =
+    std::sync::LazyLock::new(|| Contract::parse(LAG_SCHEMA));
+
 enum Encoding {
     Json,
-    Avro { schema: Schema, id: u32 },
+    Avro {
+        contract: &'static Contract,
+        id: u32,
+    },
 }
 
 struct Target {
@@ -32,19 +70,17 @@ pub struct Encoders {
 
 async fn target(
     topic: &str,
-    schema: &str,
+    contract: &'static Contract,
     registry: Option<&SrSettings>,
 ) -> anyhow::Result<Target> {
     let encoding = match registry {
         None => Encoding::Json,
         Some(settings) => {
-            let id = crate::registry::register_avro(settings, &format!("{topic}-value"), schema)
-                .await
-                .with_context(|| format!("registering the output contract of `{topic}`"))?;
-            Encoding::Avro {
-                schema: Schema::parse_str(schema).expect("shipped schemas parse (tested)"),
-                id,
-            }
+            let id =
+                crate::registry::register_avro(settings, &format!("{topic}-value"), contract.text)
+                    .await
+                    .with_context(|| format!("registering the output contract of `{topic}`"))?;
+            Encoding::Avro { contract, id }
         }
     };
     Ok(Target {
@@ -60,10 +96,10 @@ impl Encoders {
         registry: Option<&SrSettings>,
     ) -> anyhow::Result<Self> {
         Ok(Encoders {
-            alerts: target(&outputs.alerts, ALERT_SCHEMA, registry).await?,
-            drift: target(&outputs.drift, DRIFT_SCHEMA, registry).await?,
-            sla: target(&outputs.sla, SLA_SCHEMA, registry).await?,
-            lag: target(&outputs.lag, LAG_SCHEMA, registry).await?,
+            alerts: target(&outputs.alerts, &ALERT, registry).await?,
+            drift: target(&outputs.drift, &DRIFT, registry).await?,
+            sla: target(&outputs.sla, &SLA, registry).await?,
+            lag: target(&outputs.lag, &LAG, registry).await?,
         })
     }
 
@@ -89,15 +125,13 @@ impl Encoders {
 fn serialize<T: serde::Serialize>(t: &Target, v: &T) -> anyhow::Result<Vec<u8>> {
     match &t.encoding {
         Encoding::Json => Ok(serde_json::to_vec(v)?),
-        Encoding::Avro { schema, id } => {
+        Encoding::Avro { contract, id } => {
             // Straight from serde against the schema (no intermediate Avro value to build,
             // resolve and walk again: that was a tenth of the pipeline's CPU).
-            let resolved = apache_avro::schema::ResolvedSchema::try_from(schema)
-                .context("output contract names")?;
             let mut out = Vec::with_capacity(256);
             out.push(0u8);
             out.extend_from_slice(&id.to_be_bytes());
-            apache_avro::write_avro_datum_ref(schema, resolved.get_names(), v, &mut out)
+            apache_avro::write_avro_datum_ref(contract.schema, &contract.names, v, &mut out)
                 .context("output does not fit its Avro contract")?;
             Ok(out)
         }
@@ -113,9 +147,10 @@ mod tests {
     /// The bytes through an Avro value (to_value, resolve, encode): what the direct serializer
     /// must produce.
     fn via_value<T: serde::Serialize>(t: &Target, v: &T) -> Vec<u8> {
-        let Encoding::Avro { schema, id } = &t.encoding else {
+        let Encoding::Avro { contract, id } = &t.encoding else {
             unreachable!()
         };
+        let schema = contract.schema;
         let value = apache_avro::to_value(v).unwrap().resolve(schema).unwrap();
         let mut out = vec![0u8];
         out.extend_from_slice(&id.to_be_bytes());
@@ -150,11 +185,11 @@ mod tests {
             }],
             sightline_version: crate::VERSION.into(),
         };
-        let schema = Schema::parse_str(ALERT_SCHEMA).unwrap();
+        let schema = ALERT.schema;
         let t = Target {
             topic: "a".into(),
             encoding: Encoding::Avro {
-                schema: schema.clone(),
+                contract: &ALERT,
                 id: 7,
             },
         };
@@ -162,7 +197,7 @@ mod tests {
         assert_eq!(bytes, via_value(&t, &alert));
         assert_eq!(&bytes[..5], &[0, 0, 0, 0, 7]);
         #[allow(deprecated)]
-        let back = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let back = apache_avro::from_avro_datum(schema, &mut &bytes[5..], None).unwrap();
         let json = serde_json::Value::try_from(back).unwrap();
         assert_eq!(json["status"], "FIRING");
         assert_eq!(json["step"], "pay");
@@ -197,7 +232,7 @@ mod tests {
         let t = Target {
             topic: "d".into(),
             encoding: Encoding::Avro {
-                schema: Schema::parse_str(DRIFT_SCHEMA).unwrap(),
+                contract: &DRIFT,
                 id: 8,
             },
         };
@@ -224,18 +259,18 @@ mod tests {
             }],
             sightline_version: crate::VERSION.into(),
         };
-        let schema = Schema::parse_str(LAG_SCHEMA).unwrap();
+        let schema = LAG.schema;
         let t = Target {
             topic: "l".into(),
             encoding: Encoding::Avro {
-                schema: schema.clone(),
+                contract: &LAG,
                 id: 9,
             },
         };
         let bytes = serialize(&t, &lag).unwrap();
         assert_eq!(bytes, via_value(&t, &lag));
         #[allow(deprecated)]
-        let back = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let back = apache_avro::from_avro_datum(schema, &mut &bytes[5..], None).unwrap();
         let json = serde_json::Value::try_from(back).unwrap();
         assert_eq!(json["status"], "STALL");
         assert_eq!(json["previous_status"], "OK");
@@ -269,18 +304,18 @@ mod tests {
             }),
             sightline_version: crate::VERSION.into(),
         };
-        let schema = Schema::parse_str(SLA_SCHEMA).unwrap();
+        let schema = SLA.schema;
         let t = Target {
             topic: "s".into(),
             encoding: Encoding::Avro {
-                schema: schema.clone(),
+                contract: &SLA,
                 id: 10,
             },
         };
         let bytes = serialize(&t, &sla).unwrap();
         assert_eq!(bytes, via_value(&t, &sla));
         #[allow(deprecated)]
-        let back = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let back = apache_avro::from_avro_datum(schema, &mut &bytes[5..], None).unwrap();
         let json = serde_json::Value::try_from(back).unwrap();
         assert_eq!(json["outcome"], "EVENT_AGE");
         assert_eq!(json["event_age"]["p95_ms"], 2);
