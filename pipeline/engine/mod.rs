@@ -323,7 +323,9 @@ impl Engine {
             self.commit(CommitMode::Sync);
         }
         for task in [lag_task, dlq_task].into_iter().flatten() {
-            if restart.is_some() {
+            // The side tasks end by themselves only on shutdown: an engine that stops for any
+            // other reason ends them (waiting for them once hung a fatally failed engine).
+            if restart.is_some() || fatal.is_some() {
                 task.abort();
             }
             let _ = task.await;
@@ -366,6 +368,16 @@ impl Engine {
     /// engine instead.
     async fn rewind(&mut self, why: &str) -> Result<(), String> {
         tracing::warn!(reason = %why, "transaction aborted; reading again from the last commit");
+        // A producer whose abort failed may be in a fatal state (a broker restart mid-commit:
+        // INVALID_TXN_STATE); it can never begin another transaction, so the engine needs new
+        // clients (the caller rebuilds it; the new producer's init_transactions fences the old).
+        if let Some((code, reason)) =
+            rdkafka::producer::Producer::client(&self.producer).fatal_error()
+        {
+            return Err(format!(
+                "the transactional producer failed fatally ({code:?}: {reason}); new clients are needed"
+            ));
+        }
         let consumer = self.consumer.clone();
         let positions = tokio::task::spawn_blocking(move || {
             let assigned = consumer.assignment().map_err(|e| e.to_string())?;
