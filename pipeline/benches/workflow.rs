@@ -356,6 +356,7 @@ async fn main() {
     }
     let ceiling = records as f64 / started.unwrap().elapsed().as_secs_f64();
     drop(c);
+    let floor = decode_floor(&id, &prefix, &input_refs, records).await;
 
     // Sightline on the same data, exactly once (the default).
     let dir = std::env::temp_dir().join(format!("sightline-bench-{id}"));
@@ -380,7 +381,8 @@ async fn main() {
         let _ = child.kill();
         let _ = child.wait();
         println!(
-            "quick: ceiling {ceiling:.0} records/s; exactly once {rate:.0} records/s ({:.0}%), {:.1} CPU s per million; {dead} dead-lettered, {alerts} alerts, {drift} drift events; peak RSS {:.0} MiB",
+            "quick: ceiling {ceiling:.0} records/s; decode floor {floor:.0} records/s ({:.0}%); exactly once {rate:.0} records/s ({:.0}%), {:.1} CPU s per million; {dead} dead-lettered, {alerts} alerts, {drift} drift events; peak RSS {:.0} MiB",
+            100.0 * floor / ceiling,
             100.0 * rate / ceiling,
             cpu * per_m,
             rss_peak as f64 / 1024.0
@@ -478,6 +480,7 @@ async fn main() {
     println!("| measure | value |");
     println!("|---|---|");
     println!("| raw-consume ceiling (same topics, same run) | {ceiling:.0} records/s |");
+    println!("| the same consumer, also decoding and mapping every record (Sightline's decoder and mappers, nothing else) | {floor:.0} records/s ({:.0}% of the ceiling) |", 100.0 * floor / ceiling);
     println!("| Sightline, exactly once, every detector on: {records} records ({n} orders; {dead} dead-lettered, {alerts} alerts, {drift} drift events) | {rate:.0} records/s ({:.0}% of the ceiling) |", 100.0 * rate / ceiling);
     println!("| Sightline, at least once (transactions off), same records | {rate_alo:.0} records/s ({:.0}% of the ceiling) |", 100.0 * rate_alo / ceiling);
     println!(
@@ -514,6 +517,75 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir_alo);
 }
 
+/// topologies/order-to-cash.yaml on the benchmark's topics, as Avro.
+fn o2c_topology(prefix: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut o2c = std::fs::read_to_string(root.join("topologies/order-to-cash.yaml"))
+        .unwrap()
+        .replace("format: json", "format: avro");
+    for t in generator::TOPICS {
+        o2c = o2c.replace(&format!("topic: {t}\n"), &format!("topic: {prefix}.{t}\n"));
+    }
+    o2c
+}
+
+/// The decode floor: the ceiling's consumer, reading the same records, and also decoding each
+/// one with Sightline's Avro decoder (registry schemas cached after the first) and mapping it
+/// with its source's mapping into an event; nothing else: no state, no detection, no output,
+/// no transaction. Whatever detects anything does at least this per record. Records/s.
+async fn decode_floor(id: &str, prefix: &str, inputs: &[&str], records: usize) -> f64 {
+    use schema_registry_converter::async_impl::{avro::AvroDecoder, schema_registry::SrSettings};
+    use sightline::ingest::{Decoder, Mapper, RawRecord};
+    let topology = sightline::topology::Topology::parse(
+        &o2c_topology(prefix),
+        std::path::Path::new("order-to-cash.yaml"),
+    )
+    .unwrap();
+    let mappers: std::collections::HashMap<String, Mapper> = topology
+        .sources
+        .iter()
+        .map(|s| (s.topic.clone(), Mapper::new(s)))
+        .collect();
+    let decoder = Decoder::new(
+        sightline::topology::Format::Avro,
+        Some((
+            std::sync::Arc::new(AvroDecoder::new(SrSettings::new(registry_url()))),
+            sightline::observe::health::Health::new(),
+        )),
+    )
+    .unwrap();
+    let c: BaseConsumer = client()
+        .set("group.id", format!("decode-floor-{id}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(inputs).unwrap();
+    let (mut read, mut mapped) = (0usize, 0usize);
+    let mut started: Option<Instant> = None;
+    while read < records {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            started.get_or_insert_with(Instant::now);
+            read += 1;
+            let rec = RawRecord {
+                topic: m.topic(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis(),
+                key: m.key(),
+                value: m.payload(),
+                headers: &[],
+            };
+            if let Ok(d) = decoder.decode(rec.value).await {
+                mapped += mappers[rec.topic].map(&d.doc, &rec).is_ok() as usize;
+            }
+        }
+    }
+    let rate = records as f64 / started.unwrap().elapsed().as_secs_f64();
+    println!("decode floor: {mapped} of {read} records decoded and mapped");
+    rate
+}
+
 /// Writes a config for `group` in `dir` and starts `sightline run` on it: (child, HTTP port).
 /// Without `probes`: topologies/order-to-cash.yaml on the benchmark's topics, as Avro, with a
 /// freshness and an age monitor, on event time. With `probes`: the probe workflow alone, on the
@@ -528,12 +600,7 @@ fn start(
 ) -> (std::process::Child, u16) {
     std::fs::create_dir_all(dir).unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut o2c = std::fs::read_to_string(root.join("topologies/order-to-cash.yaml"))
-        .unwrap()
-        .replace("format: json", "format: avro");
-    for t in generator::TOPICS {
-        o2c = o2c.replace(&format!("topic: {t}\n"), &format!("topic: {prefix}.{t}\n"));
-    }
+    let mut o2c = o2c_topology(prefix);
     o2c.push_str(
         "\nmonitors:\n  freshness:\n    - { name: payments-flow, source: payments, quiet_period: 10m }\n  \
          age:\n    - { name: shipment-age, source: shipments, max_age: 2h, report_every: 10s }\n",
