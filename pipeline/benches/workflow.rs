@@ -45,6 +45,22 @@ fn block_cache_mb() -> u64 {
         .unwrap_or(256)
 }
 
+/// librdkafka overrides for the runs, `SIGHTLINE_BENCH_OVERRIDES="key=value,key=value"`, as
+/// the `[kafka.overrides]` table of the config.
+fn overrides() -> String {
+    let Ok(v) = std::env::var("SIGHTLINE_BENCH_OVERRIDES") else {
+        return String::new();
+    };
+    let mut t = String::from("[kafka.overrides]\n");
+    for kv in v.split(',').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .expect("SIGHTLINE_BENCH_OVERRIDES: key=value,...");
+        t.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+    }
+    t
+}
+
 fn registry_url() -> String {
     std::env::var("SIGHTLINE_TEST_REGISTRY")
         .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
@@ -633,10 +649,11 @@ fn start(
     std::fs::write(
         dir.join("sightline.toml"),
         format!(
-            "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"{group}\"\nprocessing_guarantee = \"{guarantee}\"\n[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
+            "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"{group}\"\nprocessing_guarantee = \"{guarantee}\"\n{}[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
              [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\nblock_cache_mb = {}\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
              [topologies]\npaths = [\"{paths}\"]\n[schemas]\ndir = \"{}\"\n\
              {registry}[engine]\ntime = \"{time}\"\ntimer_tick_ms = 50\n",
+            overrides(),
             block_cache_mb(),
             root.join("schemas").display(),
         ),
