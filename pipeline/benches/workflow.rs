@@ -8,7 +8,9 @@
 //!    and poison records (`SIGHTLINE_BENCH_POISON_EVERY`, default 1 in 1,000), are published as
 //!    Confluent-framed Avro through the registry to the four order-to-cash topics, 12 partitions
 //!    each. Midway, payments gain a field and shipments change a field's type (schema drift).
-//! 2. The raw-consume ceiling: a plain rdkafka consumer reads the same topics, doing nothing.
+//! 2. The raw-consume ceiling: a plain rdkafka consumer reads the same topics, doing nothing;
+//!    then the decode floor: the same consumer also decodes and maps every record with
+//!    Sightline's decoder and source mappings, and does nothing else.
 //! 3. `sightline run` (release build, a child process) reads them with topologies/order-to-cash
 //!    (Avro, contracts), freshness and age monitors, drift, lag and the dead-letter watch, in
 //!    exactly-once transactions: events/s against the ceiling, CPU s per million events, peak
@@ -24,6 +26,7 @@
 //! ```
 //!
 //! `SIGHTLINE_BENCH_QUICK=1` stops after the ceiling and the exactly-once run (for profiling).
+//! `SIGHTLINE_BENCH_OVERRIDES="key=value,..."` passes librdkafka overrides to the runs.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
