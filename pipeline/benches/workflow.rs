@@ -357,14 +357,8 @@ async fn main() {
     );
 
     // The ceiling: a plain consumer reading them all, doing nothing with them.
-    let c: BaseConsumer = client()
-        .set("group.id", format!("ceiling-{id}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
     let input_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    c.subscribe(&input_refs).unwrap();
+    let c = reader(&format!("ceiling-{id}"), &input_refs);
     let mut read = 0usize;
     let mut started: Option<Instant> = None;
     while read < records {
@@ -415,7 +409,9 @@ async fn main() {
         println!();
         println!("| measure | value |");
         println!("|---|---|");
-        println!("| Sightline, exactly once: {n} open instances into RocksDB | {rate:.0} records/s, {:.1} CPU s per million |", cpu * per_m);
+        println!("| raw-consume ceiling (same topics, same run) | {ceiling:.0} records/s |");
+        println!("| decode floor (the same consumer, also decoding and mapping) | {floor:.0} records/s ({:.0}% of the ceiling) |", 100.0 * floor / ceiling);
+        println!("| Sightline, exactly once: {n} open instances into RocksDB | {rate:.0} records/s ({:.1}% of the ceiling), {:.1} CPU s per million |", 100.0 * rate / ceiling, cpu * per_m);
         println!(
             "| peak RSS with {n} open instances (state.block_cache_mb {}) | {:.0} MiB ({:.0} MiB at the end) |",
             block_cache_mb(),
@@ -548,6 +544,19 @@ fn o2c_topology(prefix: &str) -> String {
     o2c
 }
 
+/// A plain consumer of `inputs` from their start, as group `group`: the ceiling's and the decode
+/// floor's (the same settings, so that the two compare).
+fn reader(group: &str, inputs: &[&str]) -> BaseConsumer {
+    let c: BaseConsumer = client()
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(inputs).unwrap();
+    c
+}
+
 /// The decode floor: the ceiling's consumer, reading the same records, and also decoding each
 /// one with Sightline's Avro decoder (registry schemas cached after the first) and mapping it
 /// with its source's mapping into an event; nothing else: no state, no detection, no output,
@@ -573,13 +582,7 @@ async fn decode_floor(id: &str, prefix: &str, inputs: &[&str], records: usize) -
         )),
     )
     .unwrap();
-    let c: BaseConsumer = client()
-        .set("group.id", format!("decode-floor-{id}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    c.subscribe(inputs).unwrap();
+    let c = reader(&format!("decode-floor-{id}"), inputs);
     let (mut read, mut mapped) = (0usize, 0usize);
     let mut started: Option<Instant> = None;
     while read < records {
