@@ -14,8 +14,8 @@ pub const SLA_SCHEMA: &str = include_str!("../../schemas/sightline/sla_event.avs
 pub const LAG_SCHEMA: &str = include_str!("../../schemas/sightline/lag_event.avsc");
 
 /// A shipped output contract, parsed and its named types resolved once per process (resolving
-/// walks the whole schema and builds a map: done per record, that was a tenth of the commit's
-/// CPU). The schema lives as long as the process, as the names borrow it.
+/// walks the whole schema and builds a map; it was done for every alert and SLA event). The
+/// schema lives as long as the process, as the names borrow it.
 struct Contract {
     text: &'static str,
     schema: &'static Schema,
