@@ -265,15 +265,9 @@ impl Engine {
                                 continue;
                             }
                         }
-                        if let Some(e) = self.restore.failed() {
+                        if let Err(e) = self.take_restore() {
                             fatal = Some(e);
                             break;
-                        }
-                        if self.restore.take_restored() {
-                            if let Err(e) = self.workflows.restore_clocks(&self.store) {
-                                fatal = Some(e.to_string());
-                                break;
-                            }
                         }
                         self.sync_instance_cache();
                         let mut batch = Batch::default();
@@ -350,6 +344,23 @@ impl Engine {
             (None, Some(e)) => Ok(Ended::Restart(e)),
             (None, None) => Ok(Ended::Shutdown),
         }
+    }
+
+    /// What the rebalance hook restored for newly assigned partitions: a restore failure is
+    /// fatal; restored stream clocks are loaded. Called before a batch of records and before
+    /// every timer tick, since a partition read to its end delivers no record and its restored
+    /// deadlines must still fire (once, only a record loaded them, and a restore from an empty
+    /// state dir with nothing left to read never fired its pending deadlines).
+    fn take_restore(&mut self) -> Result<(), String> {
+        if let Some(e) = self.restore.failed() {
+            return Err(e);
+        }
+        if self.restore.take_restored() {
+            self.workflows
+                .restore_clocks(&self.store)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Drops the workflows' in-memory view of committed state if the assignment moved since.
@@ -800,6 +811,9 @@ impl Engine {
 
     /// Fires the timers that are due on the stream clock.
     async fn fire_timers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        if let Err(e) = self.take_restore() {
+            return Outcome::Fatal(e);
+        }
         for (kind, bytes) in self.store.memory() {
             crate::observe::metrics::METRICS
                 .state_memory
