@@ -1,6 +1,7 @@
 //! Scale-out on the real broker: two instances in one consumer group share order-to-cash (four
 //! co-partitioned topics, 6 partitions each; each instance holds whole partition numbers across
-//! the four). One instance is killed with SIGKILL while both process. The survivor takes over its
+//! the four). One instance is killed with SIGKILL while both process, with committed state and
+//! a backlog: both made certain by freezing and throttling it, never by a pause. The survivor takes over its
 //! partitions, restores their state (instances and pending timers) from the changelog, fires
 //! their deadlines, and the alert and SLA topics still hold exactly the expected records.
 
@@ -38,14 +39,28 @@ async fn a_killed_instances_partitions_and_deadlines_move_to_the_survivor_exactl
     .unwrap();
     let (log_a, log_b) = (run.setup.log(), run.setup.dir.join("sightline-b.log"));
 
+    // The premises are made to hold by construction, not by timing:
+    // 1. a runs alone until it has committed state (the changelog holds records), then is
+    //    frozen (SIGSTOP): every partition has committed state and a known backlog.
+    // 2. b joins while a runs throttled (a tenth of the time, by SIGSTOP/SIGCONT), so the two
+    //    share the partitions while a cannot finish its share.
+    // 3. When both hold partitions, a is frozen again, its backlog is read, and it is killed.
+    let changelog = sightline::state::changelog::topic(&run.setup.group);
     let mut a = common::Sightline::spawn(&run.setup.config(), &log_a, run.setup.port);
+    let a_pid = a.child.id();
+    common::wait_for(
+        "instance a to commit state to the changelog",
+        Duration::from_secs(180),
+        async || (common::committed_records(&changelog, 6) > 0).then_some(()),
+    )
+    .await;
+    common::signal(a_pid, "STOP");
+    let throttle =
+        common::Throttle::start(a_pid, Duration::from_millis(50), Duration::from_millis(450));
     let b = common::Sightline::spawn(&config_b, &log_b, port_b);
-    // Kill a at the first moment both instances hold partitions and both are reading: a fixed
-    // pause here once let a finish its share before the kill (a release-speed engine reads its
-    // 60,000 records in seconds), and then the test proved nothing.
     let consumed = format!("sightline_records_consumed_total{{topic=\"{orders_topic}\"}}");
     let held_a = common::wait_for(
-        "both instances to hold partitions and to read",
+        "both instances to hold partitions and b to read",
         Duration::from_secs(180),
         async || {
             let (held_a, held_b) = (
@@ -55,23 +70,23 @@ async fn a_killed_instances_partitions_and_deadlines_move_to_the_survivor_exactl
             (!held_a.is_empty()
                 && !held_b.is_empty()
                 && held_a.len() + held_b.len() == 6
-                && a.metric(&consumed).await > 0
                 && b.metric(&consumed).await > 0)
                 .then_some(held_a)
         },
     )
     .await;
-    a.child.kill().expect("SIGKILL");
-    a.child.wait().unwrap();
-    let killed_at = chrono::Utc::now().timestamp_millis();
-    // What a left unread, per partition number across the four topics, read after the kill. A
-    // dead instance can still have one transaction in flight at the coordinator, and one
-    // transaction holds at most 5,000 records (the engine's batch), so a partition more than
+    throttle.stop_frozen();
+    // What a left unread, per partition number across the four topics, read while it is
+    // frozen. A frozen instance can still have one transaction in flight at the coordinator, and
+    // one transaction holds at most 5,000 records (the engine's batch), so a partition more than
     // that behind is certainly unfinished.
     let mut unread = std::collections::BTreeMap::<i32, i64>::new();
     for (_, p, left) in common::unread(&run.setup.group, &run.topics) {
         *unread.entry(p).or_default() += left;
     }
+    a.child.kill().expect("SIGKILL");
+    a.child.wait().unwrap();
+    let killed_at = chrono::Utc::now().timestamp_millis();
     let unfinished: std::collections::BTreeSet<i32> = unread
         .iter()
         .filter(|(p, left)| held_a.contains(p) && **left > 5_000)
@@ -112,15 +127,43 @@ async fn a_killed_instances_partitions_and_deadlines_move_to_the_survivor_exactl
         moved > 0,
         "no alert of a's partitions fired on the survivor"
     );
-    // The survivor restored the moved partitions' state from the changelog.
-    let restored: u64 = std::fs::read_to_string(&log_b)
+    // The survivor restored the moved partitions' state from the changelog: exactly the
+    // committed records of the ranges it says it read, counted again from the topic.
+    let restores: Vec<serde_json::Value> = std::fs::read_to_string(&log_b)
         .unwrap()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"] == "state restored from the changelog")
-        .filter_map(|v| v["records"].as_u64())
-        .sum();
-    println!("scale-out: the survivor restored {restored} changelog records");
+        .collect();
+    let restored: u64 = restores.iter().filter_map(|v| v["records"].as_u64()).sum();
+    let mut expected = 0;
+    let mut covered = std::collections::BTreeSet::new();
+    for v in &restores {
+        for range in v["ranges"]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|r| !r.is_empty())
+        {
+            let (p, span) = range.split_once(':').expect("p:from-to");
+            let (from, to) = span.split_once('-').expect("from-to");
+            let (p, from, to): (i32, i64, i64) = (
+                p.parse().unwrap(),
+                from.parse().unwrap(),
+                to.parse().unwrap(),
+            );
+            covered.insert(p);
+            expected += common::committed_records_between(&changelog, p, from, to);
+        }
+    }
+    println!(
+        "scale-out: the survivor restored {restored} changelog records of partitions {covered:?}; the topic holds {expected} committed records in those ranges"
+    );
+    assert!(
+        held_a.is_subset(&covered),
+        "the survivor restored {covered:?}, not every partition of a ({held_a:?})"
+    );
     assert!(restored > 0, "the survivor restored nothing");
+    assert_eq!(restored, expected, "restored records against the changelog");
     b.stop().await;
 }

@@ -361,18 +361,22 @@ impl RestoreProgress {
 }
 
 /// A changelog restore finished.
-pub struct RestoreFinished {
+pub struct RestoreFinished<'a> {
     pub partitions: usize,
     pub records: u64,
     pub millis: u64,
+    /// What was read, per changelog partition: `p:from-to` (offsets, `to` exclusive), so that an
+    /// operator (or a test) can count exactly what a restore applied.
+    pub ranges: &'a str,
 }
 
-impl RestoreFinished {
+impl RestoreFinished<'_> {
     pub fn emit(&self) {
         tracing::info!(
             partitions = self.partitions,
             records = self.records,
             millis = self.millis,
+            ranges = self.ranges,
             "state restored from the changelog"
         );
         METRICS.restoring.set(0);

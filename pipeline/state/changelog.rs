@@ -174,6 +174,7 @@ pub fn restore(
     .emit();
     consumer.assign(&tpl)?;
     let mut ops: Vec<Op> = Vec::new();
+    let from_offsets = todo.clone();
     let mut next: BTreeMap<i32, i64> = todo.clone();
     let mut last_progress = Instant::now();
     let flush = |ops: &mut Vec<Op>, next: &BTreeMap<i32, i64>| -> Result<(), StateError> {
@@ -231,10 +232,18 @@ pub fn restore(
     }
     flush(&mut ops, &next)?;
     restored.seconds_ms = started.elapsed().as_millis() as u64;
+    let ranges: Vec<String> = next
+        .iter()
+        .filter_map(|(p, to)| {
+            let from = from_offsets.get(p)?;
+            Some(format!("{p}:{from}-{to}"))
+        })
+        .collect();
     crate::observe::events::RestoreFinished {
         partitions: restored.partitions,
         records: restored.records,
         millis: restored.seconds_ms,
+        ranges: &ranges.join(","),
     }
     .emit();
     Ok(restored)

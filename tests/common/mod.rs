@@ -793,3 +793,124 @@ pub fn alert_ids(records: &[Read]) -> Vec<(String, String)> {
     got.sort();
     got
 }
+
+/// Sends `signal` (a name: STOP, CONT, KILL, ...) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill -{signal} {pid} failed");
+}
+
+/// Slows a process down by construction: it runs `on`, then is stopped (SIGSTOP) for `off`, over
+/// and over, on a thread of its own, until `stop_frozen` leaves it stopped. The process's own
+/// clients still heartbeat in the `on` windows.
+pub struct Throttle {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Throttle {
+    pub fn start(pid: u32, on: Duration, off: Duration) -> Throttle {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                signal(pid, "CONT");
+                std::thread::sleep(on);
+                signal(pid, "STOP");
+                std::thread::sleep(off);
+            }
+        });
+        Throttle {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Ends the throttling with the process stopped.
+    pub fn stop_frozen(mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("throttle thread");
+        }
+    }
+}
+
+fn committed_reader(topic: &str, assign: &[(i32, i64)]) -> Option<BaseConsumer> {
+    let c: BaseConsumer = client()
+        .set("group.id", unique("count"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("reader");
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    if md
+        .topics()
+        .first()
+        .is_none_or(|t| t.partitions().is_empty())
+    {
+        return None;
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &(p, from) in assign {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(from))
+            .unwrap();
+    }
+    c.assign(&tpl).ok()?;
+    Some(c)
+}
+
+/// How many committed records partitions `0..partitions` of `topic` hold now (read_committed, to
+/// the last stable offset); 0 while the topic does not exist.
+pub fn committed_records(topic: &str, partitions: i32) -> u64 {
+    let assign: Vec<(i32, i64)> = (0..partitions).map(|p| (p, 0)).collect();
+    let Some(c) = committed_reader(topic, &assign) else {
+        return 0;
+    };
+    let mut open: std::collections::BTreeSet<i32> = (0..partitions).collect();
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !open.is_empty() && Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => n += 1,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
+/// How many committed records partition `p` of `topic` holds at offsets `from..to`.
+pub fn committed_records_between(topic: &str, p: i32, from: i64, to: i64) -> u64 {
+    let c = committed_reader(topic, &[(p, from)]).expect("topic exists");
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic}[{p}] {from}..{to}: timed out"
+        );
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.offset() < to => n += 1,
+            Some(Ok(_)) => return n,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                let at = c
+                    .position()
+                    .ok()
+                    .and_then(|tpl| tpl.find_partition(topic, p)?.offset().to_raw())
+                    .unwrap_or(0);
+                if at >= to {
+                    return n;
+                }
+            }
+            _ => {}
+        }
+    }
+}
