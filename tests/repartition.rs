@@ -77,10 +77,23 @@ async fn payments_keyed_by_something_else_are_rekeyed_to_their_orders_partition(
         Duration::from_secs(120),
     ));
     assert_eq!(got, want);
-    // Every payment went through the repartition topic, spread over the orders' partitions.
-    let rekeyed = common::read_topic(&repartition, 380, Duration::from_secs(60));
+    // Every payment went through the repartition topic, spread over the orders' partitions;
+    // beside them, the writer's watermark markers reached every partition.
+    let records = common::read_topic(&repartition, 384, Duration::from_secs(60));
+    let (marks, rekeyed): (Vec<_>, Vec<_>) = records.iter().partition(|r| {
+        r.value
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(b"{\"marks\":")
+    });
     assert_eq!(rekeyed.len(), 380);
     let partitions: std::collections::BTreeSet<i32> = rekeyed.iter().map(|r| r.partition).collect();
     assert_eq!(partitions, (0..4).collect());
+    let marked: std::collections::BTreeSet<i32> = marks.iter().map(|r| r.partition).collect();
+    assert_eq!(
+        marked,
+        (0..4).collect(),
+        "a marker on every repartition partition"
+    );
     sl.stop().await;
 }

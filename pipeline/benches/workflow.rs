@@ -331,6 +331,7 @@ async fn main() {
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .set("compression.type", "lz4")
+        .set("partitioner", "murmur2_random")
         .create()
         .unwrap();
     let t = Instant::now();

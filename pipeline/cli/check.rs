@@ -6,6 +6,17 @@
 //! parse, workflow steps wait for event types some source carries (once every source declares
 //! its types), and, with a reachable registry, that each Avro contract can read the registry's
 //! latest schema of its topic.
+//!
+//! `check` is a deploy gate, so its exit status separates what is wrong with Sightline's own
+//! files from what Sightline exists to report. Config, topology and contract errors exit 1. A
+//! contract that cannot read the registry's latest writer is drift that has already happened
+//! (`run` reports it as a drift event): a warning, printed with the same detail, exit 0;
+//! `--strict` makes warnings errors.
+//!
+//! `--sample` reads up to a few hundred records of every source that says it is keyed by the
+//! correlation key, maps them as `run` does, and checks that each sits on the partition its
+//! partitioner puts its key (detectors/partitioning.rs): a topic written with another
+//! partitioner is an error, named with the partitioner that fits.
 
 use crate::config::Config;
 use crate::topology::{Topology, TopologyError, ValueFrom};
@@ -72,7 +83,8 @@ fn cross_checks(cfg: &Config, ts: &[Topology]) -> Vec<TopologyError> {
     out
 }
 
-/// Each Avro contract against the registry's latest schema of its topic (`<topic>-value`).
+/// Each Avro contract against the registry's latest schema of its topic (`<topic>-value`): what
+/// disagrees is drift that has happened (warnings), not a mistake in the files.
 async fn registry_checks(cfg: &Config, ts: &[Topology]) -> (Vec<TopologyError>, Option<String>) {
     let Some(reg) = &cfg.registry else {
         return (Vec::new(), None);
@@ -152,23 +164,41 @@ async fn registry_checks(cfg: &Config, ts: &[Topology]) -> (Vec<TopologyError>, 
     (out, None)
 }
 
-/// The problems found, one line each (empty when all is valid), a one-line summary, notes, and
-/// the topologies that parsed.
-pub async fn problems(config: &Path) -> (Vec<String>, String, Vec<String>, Vec<Topology>) {
+/// What `check` found.
+pub struct Findings {
+    /// Errors, one line each (empty when all is valid).
+    pub problems: Vec<String>,
+    /// Drift that has already happened on the registry, one line each.
+    pub warnings: Vec<String>,
+    /// A one-line summary.
+    pub summary: String,
+    pub notes: Vec<String>,
+    /// The topologies that parsed.
+    pub topologies: Vec<Topology>,
+}
+
+/// Everything `check` finds in `config` and what it names.
+pub async fn problems(config: &Path) -> Findings {
     let mut out = Vec::new();
     let cfg = match Config::load(config) {
         Ok(c) => c,
         Err(errors) => {
             out.extend(errors.0.iter().map(|e| e.to_string()));
-            return (out, String::new(), Vec::new(), Vec::new());
+            return Findings {
+                problems: out,
+                warnings: Vec::new(),
+                summary: String::new(),
+                notes: Vec::new(),
+                topologies: Vec::new(),
+            };
         }
     };
     let (ts, errors) = crate::topology::load_all_lenient(&crate::topology::configured_paths(&cfg));
     let mut found: Vec<TopologyError> = errors;
     found.extend(cross_checks(&cfg, &ts));
-    let (reg, note) = registry_checks(&cfg, &ts).await;
-    found.extend(reg);
+    let (mut drift, note) = registry_checks(&cfg, &ts).await;
     found.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    drift.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     out.extend(found.iter().map(|e| e.to_string()));
     let sources: usize = ts.iter().map(|t| t.sources.len()).sum();
     if sources == 0 && out.is_empty() {
@@ -183,7 +213,13 @@ pub async fn problems(config: &Path) -> (Vec<String>, String, Vec<String>, Vec<T
         ts.len(),
         if ts.len() == 1 { "y" } else { "ies" }
     );
-    (out, summary, note.into_iter().collect(), ts)
+    Findings {
+        problems: out,
+        warnings: drift.iter().map(|e| e.to_string()).collect(),
+        summary,
+        notes: note.into_iter().collect(),
+        topologies: ts,
+    }
 }
 
 /// `90000` -> `1m30s`: the way topologies write durations.
@@ -281,10 +317,217 @@ pub fn dot_graph(w: &crate::topology::workflow::WorkflowSpec) -> String {
     out
 }
 
-pub async fn check(config: &Path, dot: bool) -> anyhow::Result<ExitCode> {
-    let (problems, summary, notes, ts) = problems(config).await;
+/// Records read per source by `--sample`, at most.
+const SAMPLE_RECORDS: usize = 500;
+
+/// `--sample`: each keyed source's records against its partitioner; a problem per source that
+/// is not partitioned as configured, and notes on what was sampled.
+async fn sample_partitioning(config: &Path, ts: &[Topology]) -> (Vec<String>, Vec<String>) {
+    use crate::detectors::partitioning::{Hash, Sample};
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
+    let Ok(cfg) = Config::load(config) else {
+        return (problems, notes);
+    };
+    let health = crate::observe::health::Health::new();
+    let registry = match crate::registry::settings(&cfg) {
+        Ok(Some(s)) => Some(std::sync::Arc::new(
+            schema_registry_converter::async_impl::avro::AvroDecoder::new(s),
+        )),
+        _ => None,
+    };
+    let sources = match crate::engine::setup::build_sources(&cfg, ts, &health, registry) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("--sample: {e:#}"));
+            return (problems, notes);
+        }
+    };
+    let base = match crate::kafka::client::client_config(&cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            problems.push(format!("--sample: {e:#}"));
+            return (problems, notes);
+        }
+    };
+    for t in ts.iter().filter(|t| !t.workflows.is_empty()) {
+        for s in t
+            .sources
+            .iter()
+            .filter(|s| !s.repartition && s.topic_pattern().is_none())
+        {
+            let configured = s
+                .partitioner
+                .clone()
+                .unwrap_or_else(|| cfg.kafka.partitioner.clone());
+            let Some(hash) = Hash::of(&configured) else {
+                continue;
+            };
+            let Some(ingest) = sources.get(&s.topic) else {
+                continue;
+            };
+            let (b, topic) = (base.clone(), s.topic.clone());
+            let read = tokio::task::spawn_blocking(move || read_sample(&b, &topic, SAMPLE_RECORDS))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let (records, partitions) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    notes.push(format!("--sample: source `{}`: {e}", s.name));
+                    continue;
+                }
+            };
+            let mut sample = Sample::default();
+            for r in &records {
+                let headers: Vec<(&str, Option<&[u8]>)> =
+                    r.4.iter()
+                        .map(|(k, v)| (k.as_str(), v.as_deref()))
+                        .collect();
+                let rec = crate::ingest::RawRecord {
+                    topic: &s.topic,
+                    partition: r.0,
+                    offset: r.1,
+                    timestamp_ms: None,
+                    key: r.2.as_deref(),
+                    value: r.3.as_deref(),
+                    headers: &headers,
+                };
+                let Ok(decoded) = ingest.decoder.decode(rec.value).await else {
+                    continue;
+                };
+                if let Ok(ev) = ingest.mapper.map(&decoded.doc, &rec) {
+                    sample.add(hash, &ev.key, r.0, partitions);
+                }
+            }
+            notes.push(format!(
+                "--sample: source `{}` (topic `{}`): {} records mapped, {} not where `{configured}` puts their key",
+                s.name, s.topic, sample.records, sample.mismatches
+            ));
+            if sample.mismatched() {
+                problems.push(format!(
+                    "{}: source `{}`: {}",
+                    t.file.display(),
+                    s.name,
+                    sample.describe(&s.topic, &configured, partitions)
+                ));
+            }
+        }
+    }
+    (problems, notes)
+}
+
+/// One sampled record: partition, offset, key, value, headers.
+type Sampled = (
+    i32,
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+);
+
+/// Up to `n` records of `topic`, spread over its partitions, from their start, and the
+/// partition count.
+fn read_sample(
+    base: &rdkafka::ClientConfig,
+    topic: &str,
+    n: usize,
+) -> Result<(Vec<Sampled>, i32), String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::message::Message;
+    let timeout = std::time::Duration::from_secs(10);
+    let mut c = crate::kafka::client::reader_config(base, "sightline-check-sample");
+    c.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer<crate::kafka::client::EofIsNormal> = c
+        .create_with_context(crate::kafka::client::EofIsNormal)
+        .map_err(|e| e.to_string())?;
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("reading its partitions: {e}"))?;
+    let parts: Vec<i32> = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if parts.is_empty() {
+        return Err("the topic does not exist or has no partitions; nothing to sample".into());
+    }
+    let per = n.div_ceil(parts.len()).max(1);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &p in &parts {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let mut got: std::collections::HashMap<i32, usize> = Default::default();
+    let mut open: std::collections::BTreeSet<i32> = parts.iter().copied().collect();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    while !open.is_empty() && std::time::Instant::now() < deadline {
+        match consumer.poll(std::time::Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let k = got.entry(m.partition()).or_default();
+                if *k < per {
+                    *k += 1;
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push((
+                        m.partition(),
+                        m.offset(),
+                        m.key().map(<[u8]>::to_vec),
+                        m.payload().map(<[u8]>::to_vec),
+                        headers,
+                    ));
+                }
+                if *k >= per {
+                    open.remove(&m.partition());
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            _ => {}
+        }
+    }
+    Ok((out, parts.len() as i32))
+}
+
+pub async fn check(
+    config: &Path,
+    dot: bool,
+    strict: bool,
+    sample: bool,
+) -> anyhow::Result<ExitCode> {
+    let Findings {
+        mut problems,
+        warnings,
+        summary,
+        mut notes,
+        topologies: ts,
+    } = problems(config).await;
+    if sample && problems.is_empty() {
+        let (p, n) = sample_partitioning(config, &ts).await;
+        problems.extend(p);
+        notes.extend(n);
+    }
     for n in &notes {
         println!("note: {n}");
+    }
+    if strict {
+        problems.extend(
+            warnings
+                .iter()
+                .map(|w| format!("{w} (an error under --strict)")),
+        );
+    } else {
+        for w in &warnings {
+            println!("warning: {w} (drift that has already happened: `run` reports it; --strict makes this an error)");
+        }
     }
     if !problems.is_empty() {
         println!("{} problem(s):", problems.len());

@@ -41,6 +41,11 @@ Every config key can be overridden from the environment, e.g.\n  SIGHTLINE_KAFKA
         /// The runtime config file (TOML).
         #[arg(long, short, env = "SIGHTLINE_CONFIG")]
         config: PathBuf,
+        /// For replays and backfills: read every input to the end offsets it has at start,
+        /// then move the stream clock to the newest event time seen (minus the allowed
+        /// lateness), fire every deadline due by then, commit, print a summary and exit 0.
+        #[arg(long)]
+        until_end: bool,
     },
     /// Run the whole pipeline on an in-process Kafka mock cluster with generated order-to-cash
     /// traffic, and print what it saw. Needs nothing installed.
@@ -81,7 +86,9 @@ sightline state --state-dir /var/lib/sightline --config sightline.toml timers")]
     /// Validate the config file and the topologies it names; report every problem at once.
     #[command(
         after_help = "Example:\n  sightline check --config deploy/local/sightline.toml\n\n\
-Exit status 0 when everything is valid, 1 when anything is not."
+Exit status 0 when the config, the topologies and the contracts are valid (warnings, such as \
+drift that has already happened on the registry, are printed and do not fail), 1 when anything \
+is not, or when there is a warning under --strict."
     )]
     Check {
         /// The runtime config file (TOML).
@@ -90,6 +97,13 @@ Exit status 0 when everything is valid, 1 when anything is not."
         /// Print the workflows as Graphviz dot instead of text.
         #[arg(long)]
         dot: bool,
+        /// Treat warnings (drift already on the registry) as errors.
+        #[arg(long)]
+        strict: bool,
+        /// Also read a few hundred records of every source keyed by the correlation key and
+        /// check that each is on the partition its partitioner puts its key.
+        #[arg(long)]
+        sample: bool,
     },
 }
 
@@ -112,7 +126,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run::run(&config).await,
+            Command::Run { config, until_end } => run::run(&config, until_end).await,
             Command::Demo {
                 orders,
                 seconds,
@@ -129,7 +143,12 @@ pub fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Check { config, dot } => check::check(&config, dot).await,
+            Command::Check {
+                config,
+                dot,
+                strict,
+                sample,
+            } => check::check(&config, dot, strict, sample).await,
             Command::Replay(args) => replay::replay(args).await,
             Command::State(args) => state::state(args).await,
         }

@@ -1,4 +1,5 @@
-//! `sightline run`: load and validate everything, then run the engine until SIGTERM or Ctrl-C.
+//! `sightline run`: load and validate everything, then run the engine until SIGTERM or Ctrl-C
+//! (or, with `--until-end`, until the input read to the end offsets it had at start).
 
 use crate::config::Config;
 use crate::engine;
@@ -9,15 +10,34 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Path, until_end: bool) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let topologies = crate::topology::load_configured(&cfg)?;
     crate::kafka::client::check_connection_async(&cfg, Duration::from_secs(15)).await?;
+    // The end of the input is where it is now, once, for every engine this process builds.
+    let end = if until_end {
+        let base = crate::kafka::client::client_config(&cfg)?;
+        let topologies = topologies.clone();
+        let targets = tokio::task::spawn_blocking(move || {
+            let topics = engine::until_end::input_topics(&base, &topologies)?;
+            engine::until_end::end_offsets(&base, &topics)
+        })
+        .await??;
+        tracing::info!(
+            partitions = targets.len(),
+            records = targets.iter().map(|(_, _, e)| e).sum::<i64>(),
+            "--until-end: reading every input to its end offsets as of now"
+        );
+        Some(targets)
+    } else {
+        None
+    };
     crate::observe::metrics::init();
     let health = Health::new();
-    let (bound, _http) = crate::observe::http::serve(cfg.http.bind, health.clone())
-        .await
-        .with_context(|| format!("binding the HTTP server to {} (http.bind)", cfg.http.bind))?;
+    let (bound, _http) =
+        crate::observe::http::serve_with(cfg.http.bind, health.clone(), cfg.http.limits())
+            .await
+            .with_context(|| format!("binding the HTTP server to {} (http.bind)", cfg.http.bind))?;
     tracing::info!(address = %bound, "http: /metrics /healthz /readyz");
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -44,6 +64,7 @@ pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
     }
     let build_options = || engine::setup::BuildOptions {
         reload: Some(topo_rx.clone()),
+        until_end: end.clone(),
         ..Default::default()
     };
     // A failure at start is a configuration or reachability problem: reported, and the process
@@ -60,6 +81,10 @@ pub async fn run(config: &Path) -> anyhow::Result<ExitCode> {
     loop {
         let why = match engine.run(stop_rx.clone()).await? {
             engine::Ended::Shutdown => return Ok(ExitCode::SUCCESS),
+            engine::Ended::InputEnded(summary) => {
+                println!("{summary}");
+                return Ok(ExitCode::SUCCESS);
+            }
             engine::Ended::Restart(why) => why,
         };
         health.set_restored(false);

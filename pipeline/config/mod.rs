@@ -269,12 +269,46 @@ fn default_instance_cache() -> u64 {
 pub struct HttpConfig {
     #[serde(default = "default_bind")]
     pub bind: SocketAddr,
+    #[serde(default = "default_http_connections")]
+    pub max_connections: u64,
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "default_http_idle")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_http_connections() -> u64 {
+    256
+}
+
+fn default_header_timeout() -> u64 {
+    10_000
+}
+
+fn default_http_idle() -> u64 {
+    60_000
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             bind: default_bind(),
+            max_connections: default_http_connections(),
+            header_read_timeout_ms: default_header_timeout(),
+            idle_timeout_ms: default_http_idle(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The server's limits.
+    pub fn limits(&self) -> crate::observe::http::Limits {
+        crate::observe::http::Limits {
+            max_connections: self.max_connections.clamp(1, 100_000) as usize,
+            header_read_timeout: std::time::Duration::from_millis(
+                self.header_read_timeout_ms.max(1),
+            ),
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms.max(1)),
         }
     }
 }
@@ -355,6 +389,26 @@ pub struct EngineConfig {
     pub timer_tick_ms: u64,
     #[serde(default = "default_idle")]
     pub idle_timeout_ms: u64,
+    #[serde(default = "default_read_ahead")]
+    pub max_read_ahead_ms: u64,
+    #[serde(default = "default_skew")]
+    pub max_event_time_skew_ms: u64,
+    #[serde(default)]
+    pub max_event_age_ms: u64,
+    #[serde(default = "default_max_key")]
+    pub max_key_bytes: u64,
+}
+
+fn default_max_key() -> u64 {
+    512
+}
+
+fn default_skew() -> u64 {
+    86_400_000
+}
+
+fn default_read_ahead() -> u64 {
+    900_000
 }
 
 impl Default for EngineConfig {
@@ -364,6 +418,10 @@ impl Default for EngineConfig {
             allowed_lateness_ms: default_lateness(),
             timer_tick_ms: default_tick(),
             idle_timeout_ms: default_idle(),
+            max_read_ahead_ms: default_read_ahead(),
+            max_event_time_skew_ms: default_skew(),
+            max_event_age_ms: 0,
+            max_key_bytes: default_max_key(),
         }
     }
 }

@@ -23,10 +23,15 @@ pub enum ErrorClass {
     MissingEventTime,
     /// The event time is there but cannot be parsed.
     InvalidEventTime,
+    /// The event time is further from the record's own time than the engine's bounds allow
+    /// (`engine.max_event_time_skew_ms`, `engine.max_event_age_ms`).
+    EventTimeOutOfRange,
+    /// The correlation key is longer than `engine.max_key_bytes`.
+    KeyTooLong,
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 9] = [
+    pub const ALL: [ErrorClass; 11] = [
         ErrorClass::EmptyPayload,
         ErrorClass::InvalidJson,
         ErrorClass::BadMagicByte,
@@ -36,6 +41,8 @@ impl ErrorClass {
         ErrorClass::MissingKey,
         ErrorClass::MissingEventTime,
         ErrorClass::InvalidEventTime,
+        ErrorClass::EventTimeOutOfRange,
+        ErrorClass::KeyTooLong,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +56,8 @@ impl ErrorClass {
             ErrorClass::MissingKey => "missing_key",
             ErrorClass::MissingEventTime => "missing_event_time",
             ErrorClass::InvalidEventTime => "invalid_event_time",
+            ErrorClass::EventTimeOutOfRange => "event_time_out_of_range",
+            ErrorClass::KeyTooLong => "key_too_long",
         }
     }
 

@@ -165,6 +165,7 @@ pub async fn run(
             create_topics: false,
             sink: None,
             reload: Some(reload_rx),
+            until_end: None,
         },
     )
     .await?;
@@ -181,9 +182,11 @@ pub async fn run(
         opts.poison_every,
     );
     let records = plan.records;
+    // The shop's producers are Java clients (murmur2), as the topologies expect (Sightline checks).
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
         .create()
         .context("creating the demo producer")?;
     let produced = records.len();

@@ -7,12 +7,15 @@
 //! - [`freshness`]: streams that fall silent beyond their quiet period.
 //! - [`age`]: events too old on arrival; periodic age percentiles.
 //! - [`lag`]: consumer-lag status per group over a sliding window (Burrow's rules).
+//! - [`partitioning`]: a source said to be keyed by the correlation key whose records sit
+//!   where another partitioner put them.
 
 pub mod age;
 pub mod deadletter;
 pub mod drift;
 pub mod freshness;
 pub mod lag;
+pub mod partitioning;
 pub mod workflow;
 
 use crate::ingest::Event;

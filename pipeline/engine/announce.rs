@@ -42,6 +42,7 @@ pub fn claim(announce_topic: &str, about_topic: &str, outputs: Vec<Output>) -> O
         topic: announce_topic.to_string(),
         key: about_topic.to_string(),
         value: serde_json::to_vec(&claimed).expect("outputs serialise"),
+        partition: None,
     })
 }
 

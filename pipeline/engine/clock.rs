@@ -25,6 +25,17 @@ pub struct PartitionClock {
     pub wall_at: i64,
 }
 
+/// What one input of a clock says about time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputState {
+    /// It has a clock: the event time it last moved to.
+    Clock(i64),
+    /// It has nothing to read (or waited longer than the idle timeout): it holds nothing back.
+    Idle,
+    /// It has not delivered yet and may still: it holds its partition number back.
+    Holding,
+}
+
 #[derive(Debug, Clone)]
 pub struct StreamClock {
     pub mode: TimeMode,
@@ -38,6 +49,12 @@ pub struct StreamClock {
     pub idle_ms: i64,
     /// The last non-empty assignment; None until the group has assigned anything.
     assignment: Option<Vec<(String, i32)>>,
+    /// Inputs that delivered, then had nothing more to read (read to their end): once silent
+    /// on the wall clock for `idle_ms`, they hold nothing back (Kafka Streams'
+    /// `max.task.idle.ms`), so one silent topic does not freeze every deadline.
+    drained: std::collections::HashSet<(String, i32)>,
+    /// End of input (`run --until-end`): every watermark is at least this.
+    finished_at: Option<i64>,
 }
 
 impl StreamClock {
@@ -50,6 +67,8 @@ impl StreamClock {
             idle_ms: 30_000,
             backlogged: Default::default(),
             assignment: None,
+            drained: Default::default(),
+            finished_at: None,
         }
     }
 
@@ -70,6 +89,8 @@ impl StreamClock {
             }
         }
         self.parts.retain(|k, _| assignment.contains(k));
+        let parts = &self.parts;
+        self.drained.retain(|k| parts.contains_key(k));
         self.assignment = Some(assignment.to_vec());
     }
 
@@ -100,6 +121,94 @@ impl StreamClock {
     /// Forgets every topic-partition's clock (before restoring them from the state store).
     pub fn forget(&mut self) {
         self.parts.clear();
+        self.drained.clear();
+    }
+
+    /// Inputs with a clock that have delivered nothing for `idle_ms` on the wall clock and are
+    /// not known to be drained: whether they have anything left to read is worth asking.
+    pub fn silent(&self, wall_ms: i64) -> Vec<(String, i32)> {
+        let mut v: Vec<_> = self
+            .parts
+            .iter()
+            .filter(|(k, c)| wall_ms - c.wall_at >= self.idle_ms && !self.drained.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Input `topic`/`partition` has nothing left to read: a waiting one is idle at once; one
+    /// with a clock holds nothing back once silent for `idle_ms`, until it delivers again.
+    pub fn drained(&mut self, topic: &str, partition: i32) {
+        let k = (topic.to_string(), partition);
+        if self.parts.contains_key(&k) {
+            self.drained.insert(k);
+        } else {
+            self.idle(topic, partition);
+        }
+    }
+
+    /// The input has ended (`run --until-end` read every input to the end offsets it saw at
+    /// start): every watermark moves to the newest event time seen, minus the allowed
+    /// lateness, so deadlines after the last record of the slowest input fire too. Returns
+    /// that watermark (None: no event seen).
+    pub fn finish(&mut self) -> Option<i64> {
+        let newest = self.parts.values().map(|c| c.base).max()?;
+        let at = newest.saturating_sub(self.lateness_ms);
+        self.finished_at = Some(at);
+        Some(at)
+    }
+
+    /// Inputs accepted by `reads` (topics, not upstream partitions of a repartition topic)
+    /// whose clock runs more than `bound_ms` ahead of the slowest input accepted by `reads` of
+    /// their partition number that still counts (not drained and silent): reading them can wait
+    /// while the others catch up. The slowest input is never among them, so pausing these never
+    /// stops the clock.
+    pub fn ahead(
+        &self,
+        bound_ms: i64,
+        wall_ms: i64,
+        reads: &dyn Fn(&str) -> bool,
+    ) -> Vec<(String, i32)> {
+        if self.mode == TimeMode::Wall || bound_ms <= 0 {
+            return Vec::new();
+        }
+        let project = |c: &PartitionClock| c.base.saturating_add((wall_ms - c.wall_at).max(0));
+        let mut slowest: HashMap<i32, i64> = HashMap::new();
+        for (k, c) in self.parts.iter().filter(|(k, _)| reads(&k.0)) {
+            if !self.excluded(k, c, wall_ms) {
+                let s = slowest.entry(k.1).or_insert(i64::MAX);
+                *s = (*s).min(project(c));
+            }
+        }
+        let mut out: Vec<(String, i32)> = self
+            .parts
+            .iter()
+            .filter(|((t, p), c)| {
+                reads(t)
+                    && !t.contains('@')
+                    && slowest
+                        .get(p)
+                        .is_some_and(|s| project(c) > s.saturating_add(bound_ms))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every input with a clock.
+    pub fn inputs(&self) -> impl Iterator<Item = &(String, i32)> {
+        self.parts.keys()
+    }
+
+    /// The watermark `finish` moved every partition to.
+    pub fn finished_at(&self) -> Option<i64> {
+        self.finished_at
+    }
+
+    fn excluded(&self, k: &(String, i32), c: &PartitionClock, wall_ms: i64) -> bool {
+        wall_ms - c.wall_at >= self.idle_ms && self.drained.contains(k)
     }
 
     /// Restores a topic-partition's clock (from the state store).
@@ -119,6 +228,7 @@ impl StreamClock {
         if self.waiting.remove(&key).is_some() {
             self.backlogged.remove(&key);
         }
+        self.drained.remove(&key);
         let c = self.parts.entry(key).or_insert(PartitionClock {
             base: event_ms,
             wall_at: wall_ms,
@@ -131,24 +241,81 @@ impl StreamClock {
         *c
     }
 
-    /// The watermark of `partition` at wall time `wall_ms` (None: nothing seen yet).
+    /// What input `topic`/`partition` says at wall time `wall_ms` (the clock of a source
+    /// partition, as a repartition marker carries it): a clock is its last event-driven value
+    /// (`base`), which its reader projects on with the wall clock as this clock does.
+    pub fn input_state(&self, topic: &str, partition: i32, wall_ms: i64) -> InputState {
+        let k = (topic.to_string(), partition);
+        if let Some(c) = self.parts.get(&k) {
+            if self.excluded(&k, c, wall_ms) {
+                return InputState::Idle;
+            }
+            return InputState::Clock(c.base);
+        }
+        match self.waiting.get(&k) {
+            Some(at) if wall_ms - at < self.idle_ms || self.backlogged.contains(&k) => {
+                InputState::Holding
+            }
+            _ => InputState::Idle,
+        }
+    }
+
+    /// The watermark of `partition` at wall time `wall_ms` over every input (None: nothing
+    /// seen yet).
     pub fn watermark(&self, partition: i32, wall_ms: i64) -> Option<i64> {
+        self.watermark_of(partition, wall_ms, &|_| true)
+    }
+
+    /// The watermark of `partition` at wall time `wall_ms` over the inputs `reads` accepts (a
+    /// workflow's own topics): the slowest of their clocks, minus the allowed lateness. None
+    /// while one of them holds (has not delivered and may still) or none has a clock. Inputs
+    /// drained and silent for `idle_ms` are left out, unless all are.
+    pub fn watermark_of(
+        &self,
+        partition: i32,
+        wall_ms: i64,
+        reads: &dyn Fn(&str) -> bool,
+    ) -> Option<i64> {
+        let live = self.live_watermark(partition, wall_ms, reads);
+        match (self.mode, self.finished_at) {
+            (TimeMode::Event, Some(f)) => Some(live.map_or(f, |l| l.max(f))),
+            _ => live,
+        }
+    }
+
+    fn live_watermark(
+        &self,
+        partition: i32,
+        wall_ms: i64,
+        reads: &dyn Fn(&str) -> bool,
+    ) -> Option<i64> {
         match self.mode {
             TimeMode::Wall => Some(wall_ms),
             TimeMode::Event
                 if self.waiting.iter().any(|(k, at)| {
-                    k.1 == partition && (wall_ms - at < self.idle_ms || self.backlogged.contains(k))
+                    k.1 == partition
+                        && reads(&k.0)
+                        && (wall_ms - at < self.idle_ms || self.backlogged.contains(k))
                 }) =>
             {
                 None
             }
-            TimeMode::Event => self
-                .parts
-                .iter()
-                .filter(|((_, p), _)| *p == partition)
-                .map(|(_, c)| c.base + (wall_ms - c.wall_at).max(0))
-                .min()
-                .map(|t| t - self.lateness_ms),
+            TimeMode::Event => {
+                let project =
+                    |c: &PartitionClock| c.base.saturating_add((wall_ms - c.wall_at).max(0));
+                let mine = || {
+                    self.parts
+                        .iter()
+                        .filter(move |((t, p), _)| *p == partition && reads(t))
+                };
+                let active = mine()
+                    .filter(|(k, c)| !self.excluded(k, c, wall_ms))
+                    .map(|(_, c)| project(c))
+                    .min();
+                active
+                    .or_else(|| mine().map(|(_, c)| project(c)).min())
+                    .map(|t| t.saturating_sub(self.lateness_ms))
+            }
         }
     }
 
@@ -256,5 +423,104 @@ mod tests {
         assert_eq!(c.partitions(), vec![0]);
         c.assigned(&[("a".into(), 0)], 2_000);
         assert_eq!(c.partitions(), vec![0]);
+    }
+
+    #[test]
+    fn a_repartition_partition_follows_the_slowest_upstream_partition_and_holds_for_unheard_ones() {
+        let mut c = StreamClock::new(TimeMode::Event, 0);
+        c.idle_ms = 1_000;
+        let up = |sp: i32| crate::engine::repartition::upstream_input("g.repartition.pay", sp);
+        c.assigned(&[(up(0), 0), (up(1), 0), (up(2), 0)], 0);
+        // Upstream 0 is read far ahead; 1 and 2 have not been heard from: the clock holds.
+        c.observe(&up(0), 0, 900_000, 10);
+        assert_eq!(c.watermark(0, 10), None);
+        c.observe(&up(1), 0, 100_000, 20);
+        assert_eq!(c.watermark(0, 20), None, "upstream 2 still holds");
+        // Upstream 2 says it has nothing to read: the slowest of the others rules.
+        c.drained(&up(2), 0);
+        assert_eq!(c.watermark(0, 20), Some(100_000));
+        c.observe(&up(1), 0, 500_000, 30);
+        assert_eq!(c.watermark(0, 30), Some(500_000));
+    }
+
+    #[test]
+    fn a_drained_silent_input_stops_holding_and_a_workflow_reads_only_its_own_inputs() {
+        let mut c = StreamClock::new(TimeMode::Event, 0);
+        c.idle_ms = 1_000;
+        c.assigned(&[("orders".into(), 0), ("store".into(), 0)], 0);
+        c.observe("orders", 0, 1_000_000, 0);
+        c.observe("store", 0, 10_000, 0);
+        assert_eq!(
+            c.watermark(0, 0),
+            Some(10_000),
+            "the silent store feed holds everything"
+        );
+        assert_eq!(
+            c.watermark_of(0, 0, &|t| t == "orders"),
+            Some(1_000_000),
+            "a workflow that does not read the store feed is not held by it"
+        );
+        // Silent for the idle time but with records to read: still holds.
+        assert_eq!(c.silent(999), Vec::<(String, i32)>::new());
+        assert_eq!(
+            c.silent(1_000),
+            vec![("orders".to_string(), 0), ("store".to_string(), 0)]
+        );
+        assert_eq!(c.watermark(0, 1_000), Some(11_000));
+        // Read to its end: it stops holding.
+        c.drained("store", 0);
+        assert_eq!(c.watermark(0, 1_000), Some(1_001_000));
+        assert_eq!(c.input_state("store", 0, 1_000), InputState::Idle);
+        // It delivers again: it counts again.
+        c.observe("store", 0, 20_000, 1_100);
+        assert_eq!(c.watermark(0, 1_100), Some(20_000));
+        // Every input drained: the slowest projection, as before.
+        c.drained("store", 0);
+        c.drained("orders", 0);
+        assert_eq!(c.watermark(0, 2_100), Some(21_000));
+    }
+
+    #[test]
+    fn at_the_end_of_input_every_watermark_moves_to_the_newest_event_time_seen() {
+        let mut c = StreamClock::new(TimeMode::Event, 500);
+        c.assigned(&[("a".into(), 0), ("b".into(), 1), ("c".into(), 1)], 0);
+        c.observe("a", 0, 10_000, 0);
+        c.observe("b", 1, 90_000, 0);
+        assert_eq!(c.watermark(1, 0), None, "c holds partition 1");
+        assert_eq!(c.finish(), Some(89_500));
+        assert_eq!(c.watermark(0, 0), Some(89_500));
+        assert_eq!(c.watermark(1, 0), Some(89_500));
+        assert_eq!(c.finished_at(), Some(89_500));
+    }
+
+    #[test]
+    fn inputs_far_ahead_of_the_slowest_one_wait_and_the_slowest_never_does() {
+        let mut c = StreamClock::new(TimeMode::Event, 0);
+        c.assigned(
+            &[
+                ("orders".into(), 0),
+                ("payments".into(), 0),
+                ("picks".into(), 0),
+            ],
+            0,
+        );
+        c.observe("orders", 0, 10 * 3_600_000, 0);
+        c.observe("payments", 0, 3_600_000, 0);
+        c.observe("picks", 0, 50 * 3_600_000, 0);
+        let workflow = |t: &str| t != "picks";
+        assert_eq!(
+            c.ahead(900_000, 0, &workflow),
+            vec![("orders".to_string(), 0)],
+            "orders run 9 h ahead of payments; picks are no input of the workflow"
+        );
+        assert_eq!(
+            c.ahead(10 * 3_600_000, 0, &workflow),
+            Vec::<(String, i32)>::new()
+        );
+        assert_eq!(
+            c.ahead(0, 0, &workflow),
+            Vec::<(String, i32)>::new(),
+            "0: never"
+        );
     }
 }

@@ -115,10 +115,11 @@ impl Engine {
                     continue;
                 }
             };
-            match self
-                .producer
-                .send_result(FutureRecord::to(&topic).key(&key).payload(value.as_ref()))
-            {
+            let mut record = FutureRecord::to(&topic).key(&key).payload(value.as_ref());
+            if let Some(p) = out.partition() {
+                record = record.partition(p);
+            }
+            match self.producer.send_result(record) {
                 Ok(d) => outputs.push((out, topic, d)),
                 Err((e, _)) => return self.abort(format!("producing to {topic}: {e}")).await,
             }

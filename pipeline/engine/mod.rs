@@ -14,6 +14,7 @@ pub mod lag;
 pub mod repartition;
 pub mod setup;
 pub mod sources;
+pub mod until_end;
 pub mod workflows;
 
 use crate::contracts::json::ViolationKind;
@@ -39,6 +40,8 @@ use tokio::sync::watch;
 
 /// Records handled together at most (one state write, one wait for acknowledgements).
 const MAX_BATCH: usize = 5_000;
+/// How often the clocks of re-keyed source partitions are sent to every repartition partition.
+const MARKS_INTERVAL: Duration = Duration::from_secs(1);
 use workflows::{Batch, WorkflowRunner};
 
 /// Receives every event the engine maps (the detectors, in later stages; tests and the demo).
@@ -71,7 +74,16 @@ pub struct Engine {
     /// Internal repartition topics the workflows read re-keyed events from.
     pub repartition_inputs: std::collections::HashSet<String>,
     /// Repartition topic -> the source topic it is fed from (exact topics only).
-    pub repartition_feeds: std::collections::HashMap<String, String>,
+    pub repartition_feeds: std::collections::HashMap<String, repartition::Feed>,
+    /// The clocks of the source partitions this instance re-keys (repartition.rs): carried in
+    /// every re-keyed record and in the markers, never part of a workflow's clock directly.
+    pub upstream: clock::StreamClock,
+    /// When markers were last sent.
+    pub last_marks: Instant,
+    /// What the markers last said of each owned source partition (a clock, or idle): a marker
+    /// goes out only when that changes, since readers project a clock on with the wall clock
+    /// themselves.
+    pub sent_marks: std::collections::HashMap<(String, i32), Option<i64>>,
     /// `outputs.dead_letter_suffix`.
     pub dead_letter_suffix: String,
     /// Exactly-once: the input offsets last committed, per partition (to commit the position
@@ -114,9 +126,32 @@ pub struct Engine {
     /// Event-age thresholds and periodic age reports.
     pub age: crate::detectors::age::EventAge,
     pub timer_tick: Duration,
+    /// `engine.max_key_bytes`.
+    pub max_key_bytes: usize,
+    /// The event times a record may carry (ingest/bounds.rs).
+    pub time_bounds: crate::ingest::bounds::TimeBounds,
+    /// Per keyed source topic, whether its records sit where its partitioner puts their keys.
+    pub partition_checks:
+        std::collections::HashMap<String, crate::detectors::partitioning::PartitionCheck>,
+    /// `engine.max_read_ahead_ms`: inputs further ahead of their partition's slowest input are
+    /// paused (0: never).
+    pub max_read_ahead_ms: i64,
+    /// Input partitions paused for running ahead.
+    pub paused: std::collections::HashSet<(String, i32)>,
+    /// `run --until-end`: where the input ends; None when running live.
+    pub until_end: Option<until_end::UntilEnd>,
+    /// Timers fired by the last `fire_timers`.
+    pub last_fired: usize,
     pub last_idle_check: Instant,
-    pub idle_check: Option<tokio::task::JoinHandle<(Vec<(String, i32)>, Vec<(String, i32)>)>>,
+    pub idle_check: Option<tokio::task::JoinHandle<IdleCheck>>,
 }
+
+/// A waiting input, and the topic-partitions that must be read to their end for it to have
+/// nothing left to deliver.
+type WaitingCheck = ((String, i32), Vec<(String, i32)>);
+
+/// What an idle check learnt: inputs idle, backlogged, and drained (idle_check).
+type IdleCheck = (Vec<(String, i32)>, Vec<(String, i32)>, Vec<(String, i32)>);
 
 enum Outcome {
     Done,
@@ -136,6 +171,9 @@ pub enum Ended {
     /// The engine gave up on its clients after an aborted transaction; the caller builds a new
     /// engine, which resumes from the last commit (local state is never ahead of it).
     Restart(String),
+    /// `--until-end`: the input was read to its end, every deadline due by the final watermark
+    /// fired, and all is committed. Carries the summary to print.
+    InputEnded(String),
 }
 
 /// The next reloaded topologies; pending forever without a reload channel (or once it closed).
@@ -191,6 +229,7 @@ impl Engine {
         timer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fatal = None;
         let mut restart = None;
+        let mut ended = None;
         let consumer = self.consumer.clone();
         let exactly_once = self.guarantee == crate::config::Guarantee::ExactlyOnce;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -224,7 +263,20 @@ impl Engine {
                 _ = shutdown.changed() => break,
                 Some(topologies) = reloaded(&mut self.reload) => self.reload_sources(&topologies),
                 _ = commit_tick.tick(), if !exactly_once => self.commit(CommitMode::Async),
-                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.side_outputs.is_some() => match self.fire_timers(&mut shutdown).await {
+                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.side_outputs.is_some() || self.until_end.is_some() => match self.fire_timers(&mut shutdown).await {
+                    Outcome::Done if self.input_ended() => match self.finish_input(&mut shutdown).await {
+                        Outcome::Done => {
+                            let u = self.until_end.as_ref().expect("until-end");
+                            ended = Some(until_end::summary(&u.targets, self.workflows.clock.finished_at(), u.started.elapsed().as_secs_f64()));
+                            break;
+                        }
+                        Outcome::Shutdown => break,
+                        Outcome::Fatal(e) => { fatal = Some(e); break }
+                        Outcome::Restart(e) => match self.rewind(&e).await {
+                            Ok(()) => {}
+                            Err(why) => { restart = Some(format!("{e}; {why}")); break }
+                        },
+                    },
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
@@ -319,7 +371,7 @@ impl Engine {
         for task in [lag_task, dlq_task].into_iter().flatten() {
             // The side tasks end by themselves only on shutdown: an engine that stops for any
             // other reason ends them (waiting for them once hung a fatally failed engine).
-            if restart.is_some() || fatal.is_some() {
+            if restart.is_some() || fatal.is_some() || ended.is_some() {
                 task.abort();
             }
             let _ = task.await;
@@ -339,10 +391,35 @@ impl Engine {
         if restart.is_none() {
             tracing::info!("engine stopped; handled work committed");
         }
-        match (fatal, restart) {
-            (Some(e), _) => anyhow::bail!("the engine stopped: {e}"),
-            (None, Some(e)) => Ok(Ended::Restart(e)),
-            (None, None) => Ok(Ended::Shutdown),
+        match (fatal, restart, ended) {
+            (Some(e), _, _) => anyhow::bail!("the engine stopped: {e}"),
+            (None, Some(e), _) => Ok(Ended::Restart(e)),
+            (None, None, Some(summary)) => Ok(Ended::InputEnded(summary)),
+            (None, None, None) => Ok(Ended::Shutdown),
+        }
+    }
+
+    /// `--until-end`: whether the group has committed every input to the end offsets seen at
+    /// start (asked of the broker at most once a second).
+    fn input_ended(&mut self) -> bool {
+        let consumer = self.consumer.clone();
+        self.until_end.as_mut().is_some_and(|u| u.poll(&consumer))
+    }
+
+    /// The input has ended: the clock moves to the newest event time seen (minus the allowed
+    /// lateness), and timers fire (and commit) until none is left due.
+    async fn finish_input(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        let at = self.workflows.clock.finish();
+        tracing::info!(
+            watermark_ms = at,
+            "input read to its end; firing every deadline due by the newest event time seen"
+        );
+        loop {
+            match self.fire_timers(shutdown).await {
+                Outcome::Done if self.last_fired == 0 => return Outcome::Done,
+                Outcome::Done => {}
+                other => return other,
+            }
         }
     }
 
@@ -418,6 +495,12 @@ impl Engine {
         .await
         .map_err(|e| e.to_string())??;
         self.workflows.clock.forget();
+        // The re-keyed sources' clocks may include records read after the commit: they start
+        // over (their partitions hold until they deliver again), so no marker runs ahead.
+        let mut upstream = clock::StreamClock::new(self.upstream.mode, 0);
+        upstream.idle_ms = self.upstream.idle_ms;
+        self.upstream = upstream;
+        self.sent_marks.clear();
         self.workflows.clear_cache();
         self.workflows
             .restore_clocks(&self.store)
@@ -516,6 +599,41 @@ impl Engine {
 
         // Contract and drift: at most one drift event per new writer schema or violation kind.
         let now_ms = chrono::Utc::now().timestamp_millis();
+        if event.key.len() > self.max_key_bytes {
+            let why = format!(
+                "the correlation key is {} bytes, more than engine.max_key_bytes ({}) allows (it starts `{}`); \
+                 fix the source's key mapping, or raise the bound",
+                event.key.len(),
+                self.max_key_bytes,
+                event.key.chars().take(40).collect::<String>()
+            );
+            return self
+                .dead_letter(
+                    topic,
+                    &rec,
+                    &headers,
+                    crate::deadletter::ErrorClass::KeyTooLong,
+                    why,
+                    shutdown,
+                )
+                .await;
+        }
+        // An absurd event time is bad input: it would move the clock for good.
+        if let Err(why) = self
+            .time_bounds
+            .check(event.event_time_ms, rec.timestamp_ms, now_ms)
+        {
+            return self
+                .dead_letter(
+                    topic,
+                    &rec,
+                    &headers,
+                    crate::deadletter::ErrorClass::EventTimeOutOfRange,
+                    why,
+                    shutdown,
+                )
+                .await;
+        }
         let outcome = match (&decoded.writer, &source.contract) {
             (Some(writer), contract) => {
                 if self.drift.knows(topic, writer.id) {
@@ -592,26 +710,46 @@ impl Engine {
         }
         .emit();
         self.sink.on_event(&event);
+        if let Some(check) = self.partition_checks.get_mut(topic) {
+            if let Some(alert) = check.observe(&event.key, rec.partition, now_ms) {
+                crate::observe::events::PartitioningMismatch { alert: &alert }.emit();
+                // Claimed through the announce topic: one alert per group, whoever samples it.
+                batch.outputs.extend(announce::claim(
+                    &self.announce_topic,
+                    topic,
+                    vec![crate::outputs::Output::Alert(alert)],
+                ));
+            }
+        }
         self.freshness.on_event(&event, now_ms, &mut batch.outputs);
         self.age.on_event(&event, now_ms, &mut batch.outputs);
         if let Some(t) = &source.repartition_topic {
             // Not keyed by the correlation key: the workflows get it through its repartition
             // topic, on the partition its key belongs to.
+            // The record carries its source partition's clock across the shuffle.
+            let clock = self
+                .upstream
+                .observe(topic, rec.partition, event.event_time_ms, now_ms);
             batch.outputs.push(crate::outputs::Output::Rekeyed {
                 topic: t.clone(),
                 key: event.key.clone(),
-                value: repartition::encode(&event),
+                value: repartition::encode(&event, clock.base),
+                partition: None,
             });
             return Outcome::Done;
         }
-        self.feed_workflows(batch, topic, rec.partition, rec.offset, &event)
+        let at = event.event_time_ms;
+        self.feed_workflows(batch, topic, at, rec.partition, rec.offset, &event)
     }
 
-    /// Hands an event read from `topic`/`partition` to the workflow state machines.
+    /// Hands an event read from `partition` to the workflow state machines; `input` is the
+    /// clock input it moves (its topic, or the upstream partition it was re-keyed from) to
+    /// `clock_ms`.
     fn feed_workflows(
         &mut self,
         batch: &mut Batch,
-        topic: &str,
+        input: &str,
+        clock_ms: i64,
         partition: i32,
         offset: i64,
         event: &Event,
@@ -620,12 +758,12 @@ impl Engine {
             return Outcome::Done;
         }
         let wall = chrono::Utc::now().timestamp_millis();
-        if let Err(e) = self
-            .workflows
-            .on_event(&self.store, batch, topic, partition, event, wall)
+        if let Err(e) =
+            self.workflows
+                .on_event(&self.store, batch, input, clock_ms, partition, event, wall)
         {
             // The store is local disk: failing here is not the record's fault and not transient.
-            tracing::error!(error = %e, topic, partition, offset, "state store failed; stopping");
+            tracing::error!(error = %e, input, partition, offset, "state store failed; stopping");
             return Outcome::Fatal(e.to_string());
         }
         Outcome::Done
@@ -641,7 +779,37 @@ impl Engine {
         let topic = msg.topic();
         RecordConsumed { topic }.emit();
         match repartition::decode(msg.payload().unwrap_or_default()) {
-            Ok(event) => self.feed_workflows(batch, topic, msg.partition(), msg.offset(), &event),
+            Ok(repartition::Record::Event(event, upstream_clock)) => {
+                // The clock input is the upstream partition the event was read from; a topic
+                // with no known feed keeps a clock of its own.
+                let (input, clock_ms) = if self.repartition_feeds.contains_key(topic) {
+                    (
+                        repartition::upstream_input(topic, event.coordinates.partition),
+                        upstream_clock.unwrap_or(event.event_time_ms),
+                    )
+                } else {
+                    (topic.to_string(), event.event_time_ms)
+                };
+                self.feed_workflows(
+                    batch,
+                    &input,
+                    clock_ms,
+                    msg.partition(),
+                    msg.offset(),
+                    &event,
+                )
+            }
+            Ok(repartition::Record::Marks(marks)) => {
+                if self.repartition_feeds.contains_key(topic) {
+                    let wall = chrono::Utc::now().timestamp_millis();
+                    for m in marks.marks {
+                        let input = repartition::upstream_input(topic, m.partition);
+                        self.workflows
+                            .observe_input(batch, &input, msg.partition(), m.clock, wall);
+                    }
+                }
+                Outcome::Done
+            }
             Err(e) => {
                 self.internal_dead_letter(msg, format!("not a re-keyed event: {e}"), shutdown)
                     .await
@@ -708,66 +876,119 @@ impl Engine {
     /// Assigned partitions that have delivered nothing hold the stream clock back, unless they
     /// have nothing to read: empty, or committed up to their end. The broker is asked on a
     /// blocking thread (the calls wait for answers), at most once a second and only while some
-    /// partition is waiting; answers are applied at the next tick.
+    /// input is waiting; answers are applied at the next tick. An upstream input of a
+    /// repartition topic (source partition `sp` seen on repartition partition `p`) has nothing
+    /// to read once the group has committed both `sp` of the source and `p` of the repartition
+    /// topic to their ends: every re-keyed record of `sp` is then in `p` and read.
     fn mark_idle_partitions(&mut self) {
         if let Some(check) = &self.idle_check {
             if !check.is_finished() {
                 return;
             }
-            if let Some(Ok((idle, backlogged))) =
+            if let Some(Ok((idle, backlogged, drained))) =
                 self.idle_check.take().and_then(|h| h.now_or_never())
             {
                 for (t, p) in idle {
                     self.workflows.idle(&t, p);
+                    self.upstream.idle(&t, p);
                 }
                 for (t, p) in backlogged {
                     self.workflows.backlogged(&t, p);
+                    self.upstream.backlogged(&t, p);
+                }
+                for (t, p) in drained {
+                    self.workflows.drained(&t, p);
+                    self.upstream.drained(&t, p);
                 }
             }
         }
-        let waiting = self.workflows.waiting();
-        if waiting.is_empty() || self.last_idle_check.elapsed() < Duration::from_secs(1) {
+        let mut waiting = self.workflows.waiting();
+        waiting.extend(self.upstream.waiting());
+        // Inputs that delivered and then fell silent: drained ones stop holding. An upstream
+        // input of a repartition topic is told so by its writer's markers instead.
+        let wall = chrono::Utc::now().timestamp_millis();
+        let mut silent = self.workflows.silent(wall);
+        silent.extend(self.upstream.silent(wall));
+        silent.retain(|(t, _)| !t.contains('@'));
+        if (waiting.is_empty() && silent.is_empty())
+            || self.last_idle_check.elapsed() < Duration::from_secs(1)
+        {
             return;
         }
         self.last_idle_check = Instant::now();
         let consumer = self.consumer.clone();
-        let feeds = self.repartition_feeds.clone();
+        // Each waiting input, with the topic-partitions that must be read to their end for it
+        // to have nothing left to deliver.
+        let checks: Vec<WaitingCheck> = waiting
+            .into_iter()
+            .map(|(t, p)| {
+                let needs = match t.rsplit_once('@').and_then(|(rt, sp)| {
+                    let feed = self.repartition_feeds.get(rt)?;
+                    Some((rt, feed, sp.parse::<i32>().ok()?))
+                }) {
+                    Some((rt, feed, sp)) => {
+                        vec![(feed.source_topic.clone(), sp), (rt.to_string(), p)]
+                    }
+                    None => vec![(t.clone(), p)],
+                };
+                ((t, p), needs)
+            })
+            .collect();
         self.idle_check = Some(tokio::task::spawn_blocking(move || {
             let mut tpl = rdkafka::TopicPartitionList::new();
-            for (t, p) in &waiting {
-                tpl.add_partition(t, *p);
-            }
-            let committed = consumer.committed_offsets(tpl, Duration::from_secs(2)).ok();
-            let (mut idle, mut backlogged) = (Vec::new(), Vec::new());
-            // An empty repartition partition is not idle while the group has not read its
-            // source to the end (on any instance): re-keyed events are still on their way.
-            let mut source_behind: std::collections::HashMap<String, bool> = Default::default();
-            for (t, p) in waiting {
-                if let Some(source) = feeds.get(&t) {
-                    let behind = *source_behind
-                        .entry(source.clone())
-                        .or_insert_with(|| group_behind(&consumer, source));
-                    if behind {
-                        backlogged.push((t, p));
-                        continue;
+            for (_, needs) in &checks {
+                for (t, p) in needs {
+                    if tpl.find_partition(t, *p).is_none() {
+                        tpl.add_partition(t, *p);
                     }
                 }
-                let Ok((low, high)) = consumer.fetch_watermarks(&t, p, Duration::from_secs(2))
-                else {
-                    continue;
-                };
-                let committed_to_end = committed
-                    .as_ref()
-                    .and_then(|l| l.find_partition(&t, p))
-                    .and_then(|e| e.offset().to_raw())
-                    .is_some_and(|o| o >= high);
-                if high <= low || committed_to_end {
-                    idle.push((t, p));
-                } else {
-                    backlogged.push((t, p));
+            }
+            let committed = consumer.committed_offsets(tpl, Duration::from_secs(2)).ok();
+            let mut at_end: std::collections::HashMap<(String, i32), Option<bool>> =
+                Default::default();
+            let (mut idle, mut backlogged) = (Vec::new(), Vec::new());
+            for (input, needs) in checks {
+                let mut all = Some(true);
+                for (t, p) in needs {
+                    let end = *at_end.entry((t.clone(), p)).or_insert_with(|| {
+                        let (low, high) = consumer
+                            .fetch_watermarks(&t, p, Duration::from_secs(2))
+                            .ok()?;
+                        let committed = committed.as_ref()?.find_partition(&t, p)?.offset();
+                        Some(high <= low || committed_to(committed, high))
+                    });
+                    all = match (all, end) {
+                        (Some(a), Some(e)) => Some(a && e),
+                        _ => None,
+                    };
+                }
+                match all {
+                    Some(true) => idle.push(input),
+                    Some(false) => backlogged.push(input),
+                    // The broker did not answer: ask again at the next check.
+                    None => {}
                 }
             }
-            (idle, backlogged)
+            // A silent input has nothing left to read once its position is at the end.
+            let mut drained = Vec::new();
+            if !silent.is_empty() {
+                if let Ok(positions) = consumer.position() {
+                    for (t, p) in silent {
+                        let Some(pos) = positions.find_partition(&t, p).map(|e| e.offset()) else {
+                            continue;
+                        };
+                        let Ok((_, high)) =
+                            consumer.fetch_watermarks(&t, p, Duration::from_secs(2))
+                        else {
+                            continue;
+                        };
+                        if committed_to(pos, high) {
+                            drained.push((t, p));
+                        }
+                    }
+                }
+            }
+            (idle, backlogged, drained)
         }));
     }
 
@@ -797,6 +1018,117 @@ impl Engine {
             }
         }
         (tpl.count() > 0).then_some(tpl)
+    }
+
+    /// Time-aligned reading (Kafka Streams' PartitionGroup): pauses the inputs whose clock
+    /// runs more than `engine.max_read_ahead_ms` ahead of the slowest input of their partition
+    /// number, and resumes them once within half of that, so a backlog on one topic is read
+    /// first rather than holding every deadline back while the others run on.
+    fn align_reading(&mut self, assignment: &[(String, i32)], wall_ms: i64) {
+        if self.max_read_ahead_ms <= 0 {
+            return;
+        }
+        self.paused.retain(|k| assignment.contains(k));
+        let ahead = self.workflows.ahead(self.max_read_ahead_ms, wall_ms);
+        let still = self.workflows.ahead(self.max_read_ahead_ms / 2, wall_ms);
+        let pause: Vec<(String, i32)> = ahead
+            .into_iter()
+            .filter(|k| assignment.contains(k) && !self.paused.contains(k))
+            .collect();
+        let resume: Vec<(String, i32)> = self
+            .paused
+            .iter()
+            .filter(|k| !still.contains(k))
+            .cloned()
+            .collect();
+        let tpl = |ks: &[(String, i32)]| {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for (t, p) in ks {
+                tpl.add_partition(t, *p);
+            }
+            tpl
+        };
+        if !pause.is_empty() {
+            match self.consumer.pause(&tpl(&pause)) {
+                Ok(()) => {
+                    tracing::debug!(partitions = ?pause, "paused: read ahead of the slowest input");
+                    self.paused.extend(pause);
+                }
+                Err(e) => crate::observe::events::KafkaClientError {
+                    kind: "pause",
+                    error: &e.to_string(),
+                }
+                .emit(),
+            }
+        }
+        if !resume.is_empty() {
+            match self.consumer.resume(&tpl(&resume)) {
+                Ok(()) => {
+                    tracing::debug!(partitions = ?resume, "resumed: the slowest input caught up");
+                    for k in &resume {
+                        self.paused.remove(k);
+                    }
+                }
+                Err(e) => crate::observe::events::KafkaClientError {
+                    kind: "resume",
+                    error: &e.to_string(),
+                }
+                .emit(),
+            }
+        }
+        METRICS.paused_partitions.set(self.paused.len() as i64);
+    }
+
+    /// Whether `topic` is a source re-keyed through a repartition topic with a known feed.
+    fn rekeyed_source(&self, topic: &str) -> bool {
+        self.repartition_feeds
+            .values()
+            .any(|f| f.source_topic == topic)
+    }
+
+    /// The watermark markers for every repartition partition: the clocks of the source
+    /// partitions this instance owns (`owned`), at wall time `wall_ms`. A source partition still
+    /// holding (not heard from, with records to read) is left out: its readers keep holding.
+    fn marks(&mut self, owned: &[(String, i32)], wall_ms: i64) -> Vec<crate::outputs::Output> {
+        let mut out = Vec::new();
+        let mut feeds: Vec<(String, repartition::Feed)> = self
+            .repartition_feeds
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        feeds.sort_by(|a, b| a.0.cmp(&b.0));
+        for (rt, feed) in feeds {
+            let mut marks = Vec::new();
+            for (t, sp) in owned.iter().filter(|(t, _)| *t == feed.source_topic) {
+                let clock = match self.upstream.input_state(t, *sp, wall_ms) {
+                    clock::InputState::Clock(c) => Some(c),
+                    clock::InputState::Idle => None,
+                    clock::InputState::Holding => continue,
+                };
+                let k = (t.clone(), *sp);
+                if self.sent_marks.get(&k) == Some(&clock) {
+                    continue;
+                }
+                self.sent_marks.insert(k, clock);
+                marks.push(repartition::Mark {
+                    partition: *sp,
+                    clock,
+                });
+            }
+            if marks.is_empty() {
+                continue;
+            }
+            let value = repartition::encode_marks(&repartition::Marks { marks });
+            for p in 0..feed.partitions {
+                out.push(crate::outputs::Output::Rekeyed {
+                    topic: rt.clone(),
+                    key: String::new(),
+                    value: value.clone(),
+                    partition: Some(p),
+                });
+            }
+        }
+        out
     }
 
     /// Whether `topic`'s partition clocks take part in the stream clock: not the announce
@@ -829,27 +1161,48 @@ impl Engine {
                 other => return other,
             }
         }
+        let mut marks = Vec::new();
         if let Ok(tpl) = self.consumer.assignment() {
-            // Topics whose events reach the workflows on the partition they were read from.
-            let assignment: Vec<(String, i32)> = tpl
-                .elements()
-                .iter()
-                .filter(|e| self.feeds_clock(e.topic()))
-                .map(|e| (e.topic().to_string(), e.partition()))
-                .collect();
+            // The clock inputs of the workflows: topics whose events reach them on the
+            // partition they were read from, and, for a repartition topic, each upstream
+            // source partition feeding it.
+            let mut assignment: Vec<(String, i32)> = Vec::new();
+            let mut upstream: Vec<(String, i32)> = Vec::new();
+            for e in tpl.elements() {
+                let (t, p) = (e.topic(), e.partition());
+                if let Some(feed) = self.repartition_feeds.get(t) {
+                    assignment.extend(
+                        (0..feed.source_partitions)
+                            .map(|sp| (repartition::upstream_input(t, sp), p)),
+                    );
+                } else if self.rekeyed_source(t) {
+                    upstream.push((t.to_string(), p));
+                } else if self.feeds_clock(t) {
+                    assignment.push((t.to_string(), p));
+                }
+            }
             let now = chrono::Utc::now().timestamp_millis();
             if !assignment.is_empty() {
                 self.freshness.arm(now);
             }
             self.workflows.assigned(&assignment, now);
+            self.upstream.assigned(&upstream, now);
+            self.sent_marks.retain(|k, _| upstream.contains(k));
+            self.align_reading(&assignment, now);
+            if self.last_marks.elapsed() >= MARKS_INTERVAL {
+                self.last_marks = Instant::now();
+                marks = self.marks(&upstream, now);
+            }
         }
         self.mark_idle_partitions();
         self.sync_instance_cache();
         let mut first = true;
+        self.last_fired = 0;
         loop {
             let mut batch = Batch::default();
             let wall = chrono::Utc::now().timestamp_millis();
             if std::mem::take(&mut first) {
+                batch.outputs.append(&mut marks);
                 self.freshness.tick(wall, &mut batch.outputs);
                 self.age.tick(wall, &mut batch.outputs);
                 if let Some(rx) = &mut self.side_outputs {
@@ -866,6 +1219,7 @@ impl Engine {
                 Err(e) => return Outcome::Fatal(e.to_string()),
             };
             crate::observe::events::TimersFired { count: fired }.emit();
+            self.last_fired += fired;
             if batch.is_empty() && batch.outputs.is_empty() {
                 return Outcome::Done;
             }
@@ -955,31 +1309,35 @@ impl Engine {
     }
 }
 
-/// Whether the consumer's group has not committed some partition of `topic` to its end (or
-/// the broker could not say: then it counts as behind, which only delays deadlines).
-fn group_behind(consumer: &PipelineConsumer, topic: &str) -> bool {
-    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) else {
-        return true;
-    };
-    let Some(t) = md.topics().first() else {
-        return true;
-    };
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in t.partitions() {
-        tpl.add_partition(topic, p.id());
+/// Whether a group's committed offset `committed` is at or past `high`. Only a real offset
+/// counts: a partition never committed reads as `Offset::Invalid` (librdkafka's -1001, which
+/// once compared as "behind" forever), and the logical offsets say nothing of a position.
+fn committed_to(committed: rdkafka::Offset, high: i64) -> bool {
+    match committed {
+        rdkafka::Offset::Offset(o) => o >= high,
+        rdkafka::Offset::Invalid
+        | rdkafka::Offset::Beginning
+        | rdkafka::Offset::End
+        | rdkafka::Offset::Stored
+        | rdkafka::Offset::OffsetTail(_) => false,
     }
-    let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(2)) else {
-        return true;
-    };
-    t.partitions().iter().any(|p| {
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(2))
-        else {
-            return true;
-        };
-        let at = committed
-            .find_partition(topic, p.id())
-            .and_then(|e| e.offset().to_raw())
-            .unwrap_or(low);
-        at < high
-    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_real_committed_offset_is_at_the_end() {
+        use rdkafka::Offset;
+        assert!(super::committed_to(Offset::Offset(10), 10));
+        assert!(!super::committed_to(Offset::Offset(9), 10));
+        for o in [
+            Offset::Invalid,
+            Offset::Beginning,
+            Offset::End,
+            Offset::Stored,
+            Offset::OffsetTail(1),
+        ] {
+            assert!(!super::committed_to(o, 0), "{o:?}");
+        }
+    }
 }

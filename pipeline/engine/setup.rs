@@ -64,6 +64,76 @@ pub fn changelog_spec(cfg: &Config, partitions: i32) -> TopicSpec {
     }
 }
 
+/// A partitioning check per source that says it is keyed by the correlation key: not
+/// re-keyed, a named topic, read by workflows, with a partitioner that places keys.
+fn partition_checks(
+    cfg: &Config,
+    topologies: &[Topology],
+    partitions: &std::collections::BTreeMap<String, i32>,
+) -> std::collections::HashMap<String, crate::detectors::partitioning::PartitionCheck> {
+    use crate::detectors::partitioning::{Hash, PartitionCheck};
+    let mut out = std::collections::HashMap::new();
+    for s in topologies
+        .iter()
+        .filter(|t| !t.workflows.is_empty())
+        .flat_map(|t| &t.sources)
+        .filter(|s| !s.repartition && s.topic_pattern().is_none())
+    {
+        let configured = s.partitioner.as_deref().unwrap_or(&cfg.kafka.partitioner);
+        let (Some(hash), Some(&n)) = (Hash::of(configured), partitions.get(&s.topic)) else {
+            continue;
+        };
+        if n > 1 {
+            out.insert(
+                s.topic.clone(),
+                PartitionCheck::new(&s.name, &s.topic, configured, hash, n),
+            );
+        }
+    }
+    out
+}
+
+/// Per workflow, the clock inputs that can carry its events: every source (of any topology)
+/// whose event types may include one of the workflow's. A source whose type comes from a field
+/// or header and that declares no `event_types` may carry anything.
+fn workflow_inputs(
+    group_id: &str,
+    topologies: &[Topology],
+    workflows: &[crate::detectors::workflow::Workflow],
+) -> std::collections::HashMap<String, super::workflows::WorkflowInputs> {
+    use crate::topology::source::ValueFrom;
+    let mut out = std::collections::HashMap::new();
+    for w in workflows {
+        let types: std::collections::HashSet<&str> = w.event_types().collect();
+        let mut inputs = super::workflows::WorkflowInputs::default();
+        for s in topologies.iter().flat_map(|t| &t.sources) {
+            let carries = match &s.event_type {
+                ValueFrom::Fixed(t) => types.contains(t.as_str()),
+                _ if !s.event_types.is_empty() => {
+                    s.event_types.iter().any(|t| types.contains(t.as_str()))
+                }
+                _ => true,
+            };
+            if !carries {
+                continue;
+            }
+            if s.repartition {
+                inputs
+                    .topics
+                    .insert(super::repartition::topic(group_id, &s.name));
+            } else if let Some(pattern) = s.topic_pattern() {
+                if let Ok(r) = regex::Regex::new(pattern) {
+                    inputs.patterns.push(r);
+                }
+            } else {
+                inputs.topics.insert(s.topic.clone());
+            }
+        }
+        out.insert(w.name.clone(), inputs);
+    }
+    out
+}
+
 /// Partition counts of the exact (non-pattern) source topics that exist.
 async fn source_partitions(
     base: &rdkafka::ClientConfig,
@@ -212,6 +282,9 @@ pub struct BuildOptions {
     /// New topologies whose source mappings replace the running ones (`sightline run` sends
     /// them on SIGHUP; only mapping changes are sent, see [`crate::topology::mapping_change`]).
     pub reload: Option<tokio::sync::watch::Receiver<Arc<Vec<Topology>>>>,
+    /// `run --until-end`: the input partitions and the end offsets seen at start; the engine
+    /// stops once it has committed all of them (engine/until_end.rs).
+    pub until_end: Option<Vec<(String, i32, i64)>>,
 }
 
 impl Default for BuildOptions {
@@ -220,6 +293,7 @@ impl Default for BuildOptions {
             create_topics: true,
             sink: None,
             reload: None,
+            until_end: None,
         }
     }
 }
@@ -284,8 +358,17 @@ pub async fn build(
             if s.repartition {
                 let topic = super::repartition::topic(&cfg.kafka.group_id, &s.name);
                 repartition_inputs.insert(topic.clone());
-                if s.topic_pattern().is_none() {
-                    repartition_feeds.insert(topic.clone(), s.topic.clone());
+                // A pattern source's partitions are not known up front: its repartition topic
+                // keeps a clock of its own (the newest event time read on it).
+                if let (None, Some(&n)) = (s.topic_pattern(), partitions.get(&s.topic)) {
+                    repartition_feeds.insert(
+                        topic.clone(),
+                        super::repartition::Feed {
+                            source_topic: s.topic.clone(),
+                            source_partitions: n,
+                            partitions: workflow_partitions,
+                        },
+                    );
                 }
                 set.push(topic);
             } else if s.topic_pattern().is_none() {
@@ -429,8 +512,17 @@ pub async fn build(
     crate::observe::read::READ.attach(&store, compiled.clone());
     let mut clock = StreamClock::new(cfg.engine.time, cfg.engine.allowed_lateness_ms as i64);
     clock.idle_ms = cfg.engine.idle_timeout_ms as i64;
-    let mut workflows =
-        WorkflowRunner::new(compiled, clock).with_cache(cfg.state.instance_cache as usize);
+    let inputs = workflow_inputs(&cfg.kafka.group_id, topologies, &compiled);
+    // The oldest event worth reading: the largest ttl ago, plus a margin of 30 days for
+    // re-sent history (the ttl alone is 30 days without workflows).
+    let max_ttl_ms = compiled
+        .iter()
+        .map(|w| w.ttl_ms)
+        .max()
+        .unwrap_or(30 * 86_400_000);
+    let mut workflows = WorkflowRunner::new(compiled, clock)
+        .with_cache(cfg.state.instance_cache as usize)
+        .with_inputs(inputs);
     workflows.restore_clocks(&store)?;
     health.set_restored(true);
 
@@ -483,6 +575,13 @@ pub async fn build(
             .context("creating the lag poller")?
             .map(|p| (p, Duration::from_millis(cfg.lag.interval_ms))),
         registry_lookup: crate::registry::Lookup::new(cfg)?,
+        upstream: {
+            let mut c = StreamClock::new(cfg.engine.time, 0);
+            c.idle_ms = cfg.engine.idle_timeout_ms as i64;
+            c
+        },
+        last_marks: std::time::Instant::now(),
+        sent_marks: Default::default(),
         workflows,
         freshness: crate::detectors::freshness::Freshness::new(
             &topologies
@@ -499,6 +598,21 @@ pub async fn build(
             chrono::Utc::now().timestamp_millis(),
         ),
         timer_tick: Duration::from_millis(cfg.engine.timer_tick_ms),
+        until_end: opts
+            .until_end
+            .map(|targets| super::until_end::UntilEnd::new(targets, internal_topics.clone())),
+        last_fired: 0,
+        max_key_bytes: cfg.engine.max_key_bytes.min(usize::MAX as u64) as usize,
+        time_bounds: crate::ingest::bounds::TimeBounds {
+            max_skew_ms: cfg.engine.max_event_time_skew_ms.min(i64::MAX as u64) as i64,
+            max_age_ms: match cfg.engine.max_event_age_ms {
+                0 => max_ttl_ms.saturating_add(30 * 86_400_000),
+                ms => ms.min(i64::MAX as u64) as i64,
+            },
+        },
+        partition_checks: partition_checks(cfg, topologies, &partitions),
+        max_read_ahead_ms: cfg.engine.max_read_ahead_ms as i64,
+        paused: Default::default(),
         last_idle_check: std::time::Instant::now() - Duration::from_secs(10),
         idle_check: None,
     })

@@ -216,6 +216,25 @@ fn stage(
     batch.outputs.extend(t.outputs);
 }
 
+/// The clock inputs that can carry a workflow's events: its watermark is theirs alone, so a
+/// silent topic it never reads holds none of its deadlines.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowInputs {
+    /// Topics (keyed sources' topics, repartition topics).
+    pub topics: std::collections::HashSet<String>,
+    /// Pattern sources' topic regexes.
+    pub patterns: Vec<regex::Regex>,
+}
+
+impl WorkflowInputs {
+    /// Whether clock input `input` (a topic, or `<repartition topic>@<source partition>`)
+    /// can carry the workflow's events.
+    pub fn reads(&self, input: &str) -> bool {
+        let topic = input.rsplit_once('@').map_or(input, |(t, _)| t);
+        self.topics.contains(topic) || self.patterns.iter().any(|r| r.is_match(topic))
+    }
+}
+
 pub struct WorkflowRunner {
     cache: InstanceCache,
     /// Per partition: every timer due at or before this has fired (in committed state, or in
@@ -224,6 +243,8 @@ pub struct WorkflowRunner {
     workflows: Vec<Workflow>,
     by_type: HashMap<String, Vec<usize>>,
     by_name: HashMap<String, usize>,
+    /// Per workflow, the inputs its watermark is taken over (None: every input).
+    inputs: Vec<Option<WorkflowInputs>>,
     pub clock: StreamClock,
 }
 
@@ -249,10 +270,30 @@ impl WorkflowRunner {
         WorkflowRunner {
             cache: InstanceCache::default(),
             fired_to: HashMap::new(),
+            inputs: vec![None; workflows.len()],
             workflows,
             by_type,
             by_name,
             clock,
+        }
+    }
+
+    /// Each workflow's watermark is taken over its own inputs (by workflow name; a workflow
+    /// not named takes every input).
+    pub fn with_inputs(mut self, mut inputs: HashMap<String, WorkflowInputs>) -> Self {
+        for (i, w) in self.workflows.iter().enumerate() {
+            self.inputs[i] = inputs.remove(&w.name);
+        }
+        self
+    }
+
+    /// The watermark of workflow `i` on partition `p` at wall time `wall_ms`.
+    fn watermark(&self, i: usize, p: i32, wall_ms: i64) -> Option<i64> {
+        match &self.inputs[i] {
+            Some(inputs) => self
+                .clock
+                .watermark_of(p, wall_ms, &|input| inputs.reads(input)),
+            None => self.clock.watermark(p, wall_ms),
         }
     }
 
@@ -301,19 +342,21 @@ impl WorkflowRunner {
         self.fired_to.clear();
     }
 
-    /// An event read from partition `p` of `topic` (its source topic, or the repartition topic
-    /// it was re-keyed through), arriving at wall time `wall_ms`.
+    /// An event read on partition number `p`, arriving at wall time `wall_ms`; it moves clock
+    /// input `input` (its source topic, or the upstream partition it was re-keyed from) to
+    /// `clock_ms`.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_event(
         &mut self,
         store: &Store,
         batch: &mut Batch,
-        topic: &str,
+        input: &str,
+        clock_ms: i64,
         p: i32,
         ev: &Event,
         wall_ms: i64,
     ) -> Result<(), StateError> {
-        let c = self.clock.observe(topic, p, ev.event_time_ms, wall_ms);
-        batch.clocks.insert((topic.to_string(), p), c);
+        self.observe_input(batch, input, p, Some(clock_ms), wall_ms);
         let Some(wfs) = self.by_type.get(&ev.event_type) else {
             return Ok(());
         };
@@ -325,6 +368,61 @@ impl WorkflowRunner {
             stage(&mut self.fired_to, batch, p, &wf.name, &ev.key, t);
         }
         Ok(())
+    }
+
+    /// Clock input `input` of partition `p` says its clock is `clock_ms` (None: it has nothing
+    /// to read), at wall time `wall_ms`. A clock is staged in the batch, so it is restored
+    /// after a restart or a move.
+    pub fn observe_input(
+        &mut self,
+        batch: &mut Batch,
+        input: &str,
+        p: i32,
+        clock_ms: Option<i64>,
+        wall_ms: i64,
+    ) {
+        match clock_ms {
+            Some(t) => {
+                let c = self.clock.observe(input, p, t, wall_ms);
+                batch.clocks.insert((input.to_string(), p), c);
+            }
+            None => self.clock.drained(input, p),
+        }
+    }
+
+    /// Inputs with a clock silent for the idle timeout (clock.rs).
+    pub fn silent(&self, wall_ms: i64) -> Vec<(String, i32)> {
+        self.clock.silent(wall_ms)
+    }
+
+    /// An input has nothing left to read.
+    pub fn drained(&mut self, topic: &str, partition: i32) {
+        self.clock.drained(topic, partition);
+    }
+
+    /// Inputs that may wait (time-aligned reading): ahead by more than `bound_ms` of the
+    /// slowest input of their partition in every workflow that reads them. An input no
+    /// workflow reads is never paused, nor the slowest input of any workflow.
+    pub fn ahead(&self, bound_ms: i64, wall_ms: i64) -> Vec<(String, i32)> {
+        let mut verdict: HashMap<(String, i32), bool> = HashMap::new();
+        for i in 0..self.workflows.len() {
+            let reads = |t: &str| self.inputs[i].as_ref().is_none_or(|x| x.reads(t));
+            let ahead: std::collections::HashSet<(String, i32)> = self
+                .clock
+                .ahead(bound_ms, wall_ms, &reads)
+                .into_iter()
+                .collect();
+            for k in self.clock.inputs().filter(|k| reads(&k.0)) {
+                *verdict.entry(k.clone()).or_insert(true) &= ahead.contains(k);
+            }
+        }
+        let mut out: Vec<_> = verdict
+            .into_iter()
+            .filter(|(_, ahead)| *ahead)
+            .map(|(k, _)| k)
+            .collect();
+        out.sort();
+        out
     }
 
     /// Assigned topic-partitions that have not delivered a record yet.
@@ -347,8 +445,10 @@ impl WorkflowRunner {
         self.clock.assigned(assignment, wall_ms);
     }
 
-    /// Fires every timer due on its partition's stream clock at wall time `wall_ms`, at most
-    /// `limit` of them (the rest wait for the next tick).
+    /// Fires every timer due on its workflow's stream clock at wall time `wall_ms`, at most
+    /// `limit` of them (the rest wait for the next tick). Timers of a partition are scanned in
+    /// due order up to the newest of its workflows' watermarks; a timer beyond its own
+    /// workflow's watermark stays for a later tick.
     pub fn tick(
         &mut self,
         store: &Store,
@@ -358,47 +458,84 @@ impl WorkflowRunner {
     ) -> Result<usize, StateError> {
         let mut fired = 0;
         for p in self.clock.partitions() {
-            let Some(wm) = self.clock.watermark(p, wall_ms) else {
+            let wms: Vec<Option<i64>> = (0..self.workflows.len())
+                .map(|i| self.watermark(i, p, wall_ms))
+                .collect();
+            let Some(newest) = wms.iter().flatten().copied().max() else {
                 continue;
             };
+            // Every timer at or before the oldest watermark fires in this scan (None: some
+            // workflow holds, so nothing is known fired for all).
+            let oldest = wms.iter().copied().min().flatten();
             // Start after what is known fired: fired timers are deleted, and a scan from the
             // partition's start would step over every one of their tombstones, each tick.
-            let mut from = (p as u32).to_be_bytes().to_vec();
-            if let Some(&done) = self.fired_to.get(&p) {
+            let prefix = (p as u32).to_be_bytes().to_vec();
+            let mut from = prefix.clone();
+            // Taken out while this partition's timers fire (so staging does not lower it
+            // meanwhile), and put back below, lowered for what was staged behind it.
+            let start_done = self.fired_to.remove(&p);
+            if let Some(done) = start_done {
                 from.extend_from_slice(&due_bytes(done.saturating_add(1)));
             }
             let mut to = (p as u32).to_be_bytes().to_vec();
-            to.extend_from_slice(&due_bytes(wm.saturating_add(1)));
-            let room = limit.saturating_sub(fired);
-            let due_now = store.range(CF_TIMERS, &from, &to, room)?;
-            if due_now.len() < room {
-                self.fired_to.insert(p, wm);
-            }
-            for (k, _) in due_now {
-                let Some((_, due, wf_name, key, kind)) = parse_timer(&k) else {
+            to.extend_from_slice(&due_bytes(newest.saturating_add(1)));
+            let mut exhausted = false;
+            while fired < limit {
+                let room = limit - fired;
+                let due_now = store.range(CF_TIMERS, &from, &to, room)?;
+                exhausted = due_now.len() < room;
+                let Some((last, _)) = due_now.last() else {
+                    break;
+                };
+                // The next scan starts right after the last key seen.
+                from = last.clone();
+                from.push(0);
+                for (k, _) in due_now {
+                    let Some((_, due, wf_name, key, kind)) = parse_timer(&k) else {
+                        batch.timer_deletes.push(k);
+                        continue;
+                    };
+                    let Some(&i) = self.by_name.get(&wf_name) else {
+                        batch.timer_deletes.push(k);
+                        continue;
+                    };
+                    let Some(wm) = wms[i].filter(|&wm| due <= wm) else {
+                        continue;
+                    };
                     batch.timer_deletes.push(k);
-                    continue;
-                };
-                batch.timer_deletes.push(k);
-                fired += 1;
-                let Some(&i) = self.by_name.get(&wf_name) else {
-                    continue;
-                };
-                let wf = &self.workflows[i];
-                let ik = instance_key(p, &wf.name, &key);
-                let staged = batch.instances.contains_key(&ik);
-                let inst = load(&mut self.cache, store, batch, &ik)?;
-                let existed = inst.is_some();
-                let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
-                // Most timers find their reason gone (the step arrived, the instance ended):
-                // nothing changes, and nothing is written or logged for the instance.
-                if t.changes_nothing(existed) && !staged {
-                    if let Some(inst) = t.instance {
-                        self.cache.put(ik, inst);
+                    fired += 1;
+                    let wf = &self.workflows[i];
+                    let ik = instance_key(p, &wf.name, &key);
+                    let staged = batch.instances.contains_key(&ik);
+                    let inst = load(&mut self.cache, store, batch, &ik)?;
+                    let existed = inst.is_some();
+                    let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
+                    // Most timers find their reason gone (the step arrived, the instance
+                    // ended): nothing changes, and nothing is written or logged for it.
+                    if t.changes_nothing(existed) && !staged {
+                        if let Some(inst) = t.instance {
+                            self.cache.put(ik, inst);
+                        }
+                        continue;
                     }
-                    continue;
+                    stage(&mut self.fired_to, batch, p, &wf.name, &key, t);
                 }
-                stage(&mut self.fired_to, batch, p, &wf.name, &key, t);
+                if exhausted {
+                    break;
+                }
+            }
+            let done = if exhausted { oldest } else { start_done };
+            if let Some(done) = done {
+                // A timer staged at or before `done` must be found by the next scan.
+                let staged_first = batch
+                    .timer_puts
+                    .range(prefix.clone()..)
+                    .next()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .and_then(|(k, _)| parse_timer(k))
+                    .map(|(_, due, ..)| due);
+                let done = staged_first.map_or(done, |d| done.min(d.saturating_sub(1)));
+                self.fired_to.insert(p, done);
             }
             if fired >= limit {
                 break;
@@ -424,6 +561,7 @@ mod tests {
             event_ids: Default::default(),
             lineage: Vec::new(),
             dimensions: Default::default(),
+            dimension_at: Default::default(),
         }
     }
 

@@ -404,3 +404,27 @@ impl TransactionEnded<'_> {
         }
     }
 }
+
+/// A keyed source's records are not where its partitioner puts their correlation keys.
+pub struct PartitioningMismatch<'a> {
+    pub alert: &'a crate::outputs::Alert,
+}
+
+impl PartitioningMismatch<'_> {
+    pub fn emit(&self) {
+        let topic = self
+            .alert
+            .attributes
+            .get("topic")
+            .map_or("", String::as_str);
+        METRICS
+            .partitioning_mismatches
+            .with_label_values(&[topic])
+            .inc();
+        tracing::error!(
+            topic,
+            summary = %self.alert.summary,
+            "partitioning mismatch: workflow state of this topic lands on the wrong partitions"
+        );
+    }
+}

@@ -2,12 +2,38 @@
 //! (200 when ready, 503 with the reasons otherwise), and the read-only JSON API under `/api/`
 //! (workflows, instances, timers, open alerts, lag, drift). It binds to localhost unless
 //! configured.
+//!
+//! It is beside the engine in the same process, so no client may exhaust it: connections are
+//! capped (`http.max_connections`; one more is closed at accept), a request's headers must
+//! arrive within `http.header_read_timeout_ms`, and a connection silent in both directions for
+//! `http.idle_timeout_ms` is closed. axum's own `serve` has neither a cap nor an idle timeout
+//! (1,000 held-open connections once stayed open for good), so connections are served here with
+//! hyper directly.
 
 use super::health::Health;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What one client may take of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        crate::config::HttpConfig::default().limits()
+    }
+}
 
 /// Binds `addr` and serves until the returned task is aborted. Returns the bound address (useful
 /// when `addr` has port 0).
@@ -15,15 +41,132 @@ pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_with(addr, health, Limits::default()).await
+}
+
+/// As [`serve`], with these limits.
+pub async fn serve_with(
+    addr: SocketAddr,
+    health: Arc<Health>,
+    limits: Limits,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = router(health);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "http server stopped");
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, never spin.
+                    tracing::warn!(error = %e, "http: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                super::metrics::METRICS.http_refused.inc();
+                drop(stream);
+                continue;
+            };
+            let app = app.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                serve_connection(stream, app, limits).await;
+            });
         }
     });
     Ok((bound, task))
+}
+
+/// Serves one connection until it ends, or has been silent for the idle timeout.
+async fn serve_connection(stream: TcpStream, app: Router, limits: Limits) {
+    let _ = stream.set_nodelay(true);
+    let io = Watched::new(stream);
+    let last = io.last.clone();
+    let started = io.started;
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let tick = limits.idle_timeout.min(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = tokio::time::sleep(tick) => {
+                let idle = started.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                if idle >= limits.idle_timeout {
+                    super::metrics::METRICS.http_idle_closed.inc();
+                    return; // dropping the connection closes the socket
+                }
+            }
+        }
+    }
+}
+
+/// A socket that remembers when it last moved a byte (ms since it was accepted).
+struct Watched {
+    inner: TcpStream,
+    started: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn new(inner: TcpStream) -> Self {
+        Watched {
+            inner,
+            started: Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        self.last
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.touch();
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 pub fn router(health: Arc<Health>) -> Router {

@@ -115,6 +115,10 @@ pub struct Metrics {
     pub replayed_records: prometheus::IntCounter,
     pub reloads: IntCounterVec,
     pub own_lag_offsets: IntGauge,
+    pub paused_partitions: IntGauge,
+    pub http_refused: prometheus::IntCounter,
+    pub http_idle_closed: prometheus::IntCounter,
+    pub partitioning_mismatches: IntCounterVec,
     pub own_lag_seconds: prometheus::Gauge,
     pub registry_reachable: IntGauge,
     pub alerts_open: IntGaugeVec,
@@ -330,6 +334,31 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "sightline_reloads_total",
         "Reloads of the source mappings (SIGHUP), by result: ok, refused (more than mappings changed), failed.",
         &["result"],
+    ),
+    partitioning_mismatches: counter(
+        "sightline_partitioning_mismatches_total",
+        "Keyed source topics found not partitioned by the correlation key with their configured partitioner (one per topic and process; the alert partitioning_mismatch says which partitioner fits).",
+        &["topic"],
+    ),
+    http_refused: register(
+        "sightline_http_connections_refused_total",
+        prometheus::IntCounter::new(
+            "sightline_http_connections_refused_total",
+            "HTTP connections closed at accept because http.max_connections were open.",
+        )
+        .expect("valid metric"),
+    ),
+    http_idle_closed: register(
+        "sightline_http_connections_idle_closed_total",
+        prometheus::IntCounter::new(
+            "sightline_http_connections_idle_closed_total",
+            "HTTP connections closed after http.idle_timeout_ms without a byte in either direction.",
+        )
+        .expect("valid metric"),
+    ),
+    paused_partitions: gauge(
+        "sightline_paused_partitions",
+        "Input partitions paused because their event time ran more than engine.max_read_ahead_ms ahead of the slowest input of their partition number (time-aligned reading).",
     ),
     own_lag_offsets: gauge(
         "sightline_own_lag_offsets",

@@ -114,9 +114,9 @@ impl Encoders {
             Output::Drift(d) => (&self.drift, serialize(&self.drift, d)?),
             Output::Sla(x) => (&self.sla, serialize(&self.sla, x)?),
             Output::Lag(x) => (&self.lag, serialize(&self.lag, x)?),
-            Output::Rekeyed { topic, key, value } => {
-                return Ok((topic.clone(), key.clone(), value.as_slice().into()))
-            }
+            Output::Rekeyed {
+                topic, key, value, ..
+            } => return Ok((topic.clone(), key.clone(), value.as_slice().into())),
         };
         Ok((target.topic.clone(), out.key(), value.into()))
     }

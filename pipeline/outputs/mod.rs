@@ -28,10 +28,21 @@ pub enum Output {
         topic: String,
         key: String,
         value: Vec<u8>,
+        /// Where it must land when that is not the key's partition (a watermark marker goes to
+        /// every partition of its repartition topic).
+        partition: Option<i32>,
     },
 }
 
 impl Output {
+    /// The partition an output must land on, where the partitioner does not choose it.
+    pub fn partition(&self) -> Option<i32> {
+        match self {
+            Output::Rekeyed { partition, .. } => *partition,
+            _ => None,
+        }
+    }
+
     /// The record key: the correlation key, or the stream the output is about.
     pub fn key(&self) -> String {
         match self {

@@ -27,10 +27,12 @@ pub async fn send_all(
     }
     let pending: Vec<_> = encoded
         .iter()
-        .map(|(_, (topic, key, value))| {
-            producer
-                .send_result(FutureRecord::to(topic).key(key).payload(value.as_ref()))
-                .ok()
+        .map(|(out, (topic, key, value))| {
+            let mut record = FutureRecord::to(topic).key(key).payload(value.as_ref());
+            if let Some(p) = out.partition() {
+                record = record.partition(p);
+            }
+            producer.send_result(record).ok()
         })
         .collect();
     for ((out, (topic, key, value)), delivery) in encoded.iter().zip(pending) {

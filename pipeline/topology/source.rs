@@ -35,6 +35,12 @@ pub struct SourceSpec {
     /// with the workflow's other topics, and the workflows read them from there.
     #[serde(default)]
     pub repartition: bool,
+    /// How the topic's producers map a key to a partition, when it is not `kafka.partitioner`
+    /// (producers in one estate differ): murmur2_random (the Java client's), consistent_random
+    /// (librdkafka's), fnv1a_random, or their non-random forms. Sightline checks a sample of
+    /// the records against it (`partitioning_mismatch`).
+    #[serde(default)]
+    pub partitioner: Option<String>,
     /// The event types this source carries, when known (a `fixed` event type needs none).
     /// `sightline check` reports a workflow step `on` an event type no source declares, once
     /// every source of the topologies declares its types.
@@ -138,6 +144,8 @@ impl SourceSpec {
         };
         if self.name.trim().is_empty() {
             bad("a source needs a non-empty `name`".into());
+        } else if let Some(p) = super::workflow::name_problem("source", &self.name) {
+            bad(p);
         }
         if self.topic.trim().is_empty() {
             bad(format!("source `{}`: `topic` is empty", self.name));
@@ -155,6 +163,14 @@ impl SourceSpec {
                 "source `{}`: `key` cannot be fixed; every instance needs its own correlation key",
                 self.name
             ));
+        }
+        if let Some(p) = &self.partitioner {
+            if crate::detectors::partitioning::Hash::of(p).is_none() {
+                bad(format!(
+                    "source `{}`: partitioner `{p}` is not one that places keys; use murmur2_random, murmur2, consistent_random, consistent, fnv1a_random or fnv1a",
+                    self.name
+                ));
+            }
         }
         for (label, path) in &self.dimensions {
             if path.trim().is_empty() {

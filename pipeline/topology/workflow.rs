@@ -27,14 +27,40 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// A duration written as `90s`, `15m`, `24h`, `30d` (or combined: `1h30m`).
+/// A duration written as `90s`, `15m`, `24h`, `30d` (or combined: `1h30m`), at most
+/// [`Span::MAX_DAYS`] days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub i64);
+
+/// Printable name characters (workflows, steps, sources, monitors): letters, digits, and
+/// `_ - . : /`. A control character once made a workflow's name show as a prefix of itself and
+/// its deadlines never fire.
+pub fn name_problem(what: &str, name: &str) -> Option<String> {
+    if name.is_empty() || name.len() > 200 {
+        return Some(format!("{what} `{name}`: a name has 1 to 200 characters"));
+    }
+    let bad: Vec<String> = name
+        .chars()
+        .filter(|c| !(c.is_alphanumeric() || "_-.:/".contains(*c)))
+        .map(|c| format!("{c:?}"))
+        .collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "{what} `{}`: names may use letters, digits and `_ - . : /` only, not {}",
+            name.escape_default(),
+            bad.join(", ")
+        )
+    })
+}
 
 impl Span {
     pub fn ms(self) -> i64 {
         self.0
     }
+
+    /// The longest duration a topology may write: ten years. Anything longer once overflowed the
+    /// deadline arithmetic, so every instance alerted and expired on arrival.
+    pub const MAX_DAYS: i64 = 3_650;
 
     pub fn parse(s: &str) -> Result<Span, String> {
         let mut total: i64 = 0;
@@ -56,9 +82,13 @@ impl Span {
                     ))
                 }
             };
-            let n: i64 = num
-                .parse()
-                .map_err(|_| format!("`{s}` is not a duration: a number must come before `{c}`"))?;
+            if num.is_empty() {
+                return Err(format!(
+                    "`{s}` is not a duration: a number must come before `{c}`"
+                ));
+            }
+            // Digits that do not fit a number of milliseconds are far past the longest span.
+            let n: i64 = num.parse().unwrap_or(i64::MAX);
             total = total.saturating_add(n.saturating_mul(unit));
             num.clear();
             any = true;
@@ -66,6 +96,12 @@ impl Span {
         if !num.is_empty() || !any {
             return Err(format!(
                 "`{s}` is not a duration: end with a unit (s, m, h, d), e.g. 15m"
+            ));
+        }
+        if total > Self::MAX_DAYS * 86_400_000 {
+            return Err(format!(
+                "`{s}` is longer than the longest duration a topology may use, {}d (ten years)",
+                Self::MAX_DAYS
             ));
         }
         Ok(Span(total))
@@ -223,6 +259,9 @@ impl WorkflowSpec {
                 message,
             })
         };
+        if let Some(p) = name_problem("workflow", wf) {
+            bad(&format!("name: {wf}"), p);
+        }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             bad(&format!("timezone: {}", self.timezone), format!("workflow `{wf}`: unknown time zone `{}` (use an IANA name such as Europe/Amsterdam)", self.timezone));
         }
@@ -235,6 +274,9 @@ impl WorkflowSpec {
         let mut names = std::collections::HashSet::new();
         for s in &self.steps {
             let at = format!("name: {}", s.name);
+            if let Some(p) = name_problem(&format!("workflow `{wf}`: step"), &s.name) {
+                bad(&at, p);
+            }
             if !names.insert(s.name.as_str()) {
                 bad(
                     &at,
@@ -356,5 +398,20 @@ mod tests {
         assert_eq!(Span::parse("2d"), Ok(Span(172_800_000)));
         assert!(Span::parse("15").unwrap_err().contains("end with a unit"));
         assert!(Span::parse("15w").unwrap_err().contains("use s, m, h or d"));
+        assert_eq!(Span::parse("3650d"), Ok(Span(3_650 * 86_400_000)));
+        for huge in ["3651d", "106751991167d", "99999999999999999999d"] {
+            let e = Span::parse(huge).unwrap_err();
+            assert!(e.contains("longest duration"), "{huge}: {e}");
+        }
+    }
+
+    #[test]
+    fn names_are_printable() {
+        assert_eq!(name_problem("workflow", "order-to-cash"), None);
+        assert_eq!(name_problem("step", "paid.v2:eu/1"), None);
+        let e = name_problem("workflow", "w\0x").unwrap();
+        assert!(e.contains("'\\0'") && e.contains("w\\u{0}x"), "{e}");
+        assert!(name_problem("step", "").is_some());
+        assert!(name_problem("step", "a b").is_some());
     }
 }

@@ -619,9 +619,11 @@ impl OrderToCash {
 
         let now = chrono::Utc::now().timestamp_millis();
         let plan = generator::generate(seed, orders, now - 20 * 86_400_000, now, 0);
+        // The Java client's partitioner, as Sightline is configured to expect (it checks).
         let producer: rdkafka::producer::FutureProducer = client()
             .set("linger.ms", "20")
             .set("batch.num.messages", "10000")
+            .set("partitioner", "murmur2_random")
             .create()
             .unwrap();
         let mut pending = Vec::new();

@@ -42,8 +42,14 @@ pub struct Instance {
     pub orphan_fired: bool,
     pub closed: bool,
     pub event_ids: BTreeSet<String>,
+    /// The events seen, in event-time order (not read order).
     pub lineage: Vec<LineageEntry>,
     pub dimensions: BTreeMap<String, String>,
+    /// Dimension -> event time of the event its value came from: the earliest event that
+    /// carried it (ties: the smaller value), so the value does not depend on read order, and an
+    /// alert carries only dimensions known by its deadline.
+    #[serde(default)]
+    pub dimension_at: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -107,6 +113,20 @@ impl Instance {
             event_ids: BTreeSet::new(),
             lineage: Vec::new(),
             dimensions: BTreeMap::new(),
+            dimension_at: BTreeMap::new(),
+        }
+    }
+
+    /// The dimensions known by event time `at` (all of them when there is no such time).
+    fn dimensions_by(&self, at: Option<i64>) -> BTreeMap<String, String> {
+        match at {
+            None => self.dimensions.clone(),
+            Some(at) => self
+                .dimensions
+                .iter()
+                .filter(|(k, _)| self.dimension_at.get(*k).is_none_or(|&t| t <= at))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -137,7 +157,7 @@ impl Workflow {
     pub fn deadline(&self, inst: &Instance, i: usize) -> Option<i64> {
         inst.started_at?;
         let anchor = self.anchor_at(inst, i)?;
-        Some(anchor + self.within(i, anchor, &inst.dimensions)?)
+        Some(anchor.saturating_add(self.within(i, anchor, &inst.dimensions)?))
     }
 
     fn required(&self, i: usize) -> bool {
@@ -179,7 +199,7 @@ impl Workflow {
             source: None,
             deadline,
             detected_at,
-            dimensions: inst.dimensions.clone(),
+            dimensions: inst.dimensions_by(deadline),
             attributes,
             lineage: inst.lineage.clone(),
             sightline_version: crate::VERSION.to_string(),
@@ -378,12 +398,27 @@ impl Workflow {
         }
         if created {
             timers.push(Timer {
-                due_ms: t + self.ttl_ms,
+                due_ms: t.saturating_add(self.ttl_ms),
                 kind: TimerKind::Expire,
             });
             if !step.start {
                 timers.push(Timer {
-                    due_ms: t + self.orphan_grace_ms,
+                    due_ms: t.saturating_add(self.orphan_grace_ms),
+                    kind: TimerKind::Orphan,
+                });
+            }
+        }
+        if !created && t < inst.first_at {
+            // The ttl (and an orphan's grace) count from the earliest event time of the
+            // instance, whichever event was read first.
+            inst.first_at = t;
+            timers.push(Timer {
+                due_ms: t.saturating_add(self.ttl_ms),
+                kind: TimerKind::Expire,
+            });
+            if inst.started_at.is_none() && !step.start {
+                timers.push(Timer {
+                    due_ms: t.saturating_add(self.orphan_grace_ms),
                     kind: TimerKind::Orphan,
                 });
             }
@@ -393,9 +428,16 @@ impl Workflow {
             inst.event_ids.insert(id.clone());
         }
         for (k, v) in &ev.dimensions {
-            inst.dimensions.insert(k.to_string(), v.clone());
+            let keep = match (inst.dimension_at.get(&**k), inst.dimensions.get(&**k)) {
+                (Some(&at), Some(old)) => at < t || (at == t && old <= v),
+                _ => false,
+            };
+            if !keep {
+                inst.dimensions.insert(k.to_string(), v.clone());
+                inst.dimension_at.insert(k.to_string(), t);
+            }
         }
-        inst.lineage.push(LineageEntry {
+        let entry = LineageEntry {
             event_type: ev.event_type.clone(),
             topic: ev.coordinates.topic.to_string(),
             partition: ev.coordinates.partition,
@@ -405,7 +447,12 @@ impl Workflow {
                 .traceparent
                 .as_ref()
                 .and_then(|tp| tp.split('-').nth(1).map(str::to_string)),
-        });
+        };
+        fn place(e: &LineageEntry) -> (i64, &str, i32, i64) {
+            (e.event_time, e.topic.as_str(), e.partition, e.offset)
+        }
+        let at = inst.lineage.partition_point(|e| place(e) <= place(&entry));
+        inst.lineage.insert(at, entry);
 
         let starts_now = step.start && inst.started_at.is_none();
         if starts_now {
@@ -476,18 +523,41 @@ impl Workflow {
             inst.closed = true;
             self.resolve_open(&mut inst, "cancelled", t, &mut outputs);
             outputs.push(self.sla(&inst, SlaOutcome::Cancelled, Some(t), t, None));
-        } else if inst.started_at.is_some()
-            && (step.terminal
-                || (0..self.steps.len()).all(|j| !self.required(j) || inst.seen.contains_key(&j)))
-        {
+        } else if let Some(done) = self.completed_at(&inst) {
             inst.closed = true;
-            self.resolve_open(&mut inst, "completed", t, &mut outputs);
-            outputs.push(self.sla(&inst, SlaOutcome::Completed, Some(t), t, None));
+            self.resolve_open(&mut inst, "completed", done, &mut outputs);
+            outputs.push(self.sla(&inst, SlaOutcome::Completed, Some(done), done, None));
         }
         Transition {
             instance: Some(inst),
             outputs,
             timers,
+        }
+    }
+
+    /// When a started instance completed, in event time, from the steps known, whichever was
+    /// read first: at its earliest terminal step, or when the last required step happened.
+    /// None while it is not started or not complete.
+    fn completed_at(&self, inst: &Instance) -> Option<i64> {
+        inst.started_at?;
+        let terminal = inst
+            .seen
+            .iter()
+            .filter(|(j, _)| self.steps[**j].terminal)
+            .map(|(_, &at)| at)
+            .min();
+        let all_required = (0..self.steps.len())
+            .all(|j| !self.required(j) || inst.seen.contains_key(&j))
+            .then(|| {
+                (0..self.steps.len())
+                    .filter(|&j| self.required(j))
+                    .filter_map(|j| inst.seen.get(&j).copied())
+                    .max()
+            })
+            .flatten();
+        match (terminal, all_required) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -511,7 +581,7 @@ impl Workflow {
         if step.optional {
             return;
         }
-        let late_by = t - due;
+        let late_by = t.saturating_sub(due);
         if late_by > 0 {
             if !inst.fired.contains(&i) {
                 outputs.push(self.missing(inst, i, due));
@@ -598,7 +668,7 @@ impl Workflow {
                 inst.key,
                 s.name,
                 iso(due),
-                human(due - self.anchor_at(inst, i).unwrap_or(due)),
+                human(due.saturating_sub(self.anchor_at(inst, i).unwrap_or(due))),
                 self.anchor_name(i)
             ),
             Some(due),

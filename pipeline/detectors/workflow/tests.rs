@@ -4,7 +4,7 @@ use super::*;
 use crate::ingest::{Coordinates, Event};
 use crate::outputs::{AlertStatus, Output};
 use proptest::prelude::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 const SPEC: &str = r#"
@@ -458,4 +458,199 @@ proptest! {
         }
         prop_assert!(sim.instances.is_empty(), "every instance is gone after its ttl");
     }
+}
+
+/// Click and collect: a terminal step (`collected`) ends the instance whichever way the
+/// required steps went, whether it is read before or after the start.
+const TERMINAL_SPEC: &str = r#"
+name: cc
+timezone: UTC
+ttl: 3d
+orphan_grace: 1h
+steps:
+  - { name: ordered, on: order_confirmed, start: true }
+  - { name: picked, on: order_picked, after: ordered, within: 2h }
+  - { name: shipped, on: shipment_dispatched, after: picked, within: 1d }
+  - { name: collected, on: order_collected, after: picked, within: 2d, terminal: true }
+"#;
+
+fn terminal_wf() -> Workflow {
+    Workflow::compile(&serde_yaml::from_str(TERMINAL_SPEC).unwrap()).unwrap()
+}
+
+/// Per key: some of the four steps, at random times, in any order.
+fn any_order_story(key: usize) -> impl Strategy<Value = Vec<Event>> {
+    (
+        0u8..16,
+        0i64..300,
+        0i64..3000,
+        0i64..4000,
+        proptest::collection::vec(any::<usize>(), 4),
+    )
+        .prop_map(move |(mask, pick_m, ship_m, collect_m, order)| {
+            let k = format!("C{key}");
+            let base = T0 + key as i64 * 11 * M;
+            let steps = [
+                ("order_confirmed", 0),
+                ("order_picked", pick_m * M),
+                ("shipment_dispatched", (pick_m + ship_m) * M),
+                ("order_collected", (pick_m + collect_m) * M),
+            ];
+            let mut v: Vec<Event> = steps
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) == 0)
+                .map(|(i, (ty, at))| ev(&k, ty, base + at, &format!("{k}-{i}"), &[]))
+                .collect();
+            // Any read order at all, not only one that keeps each key's order.
+            for (i, j) in order.iter().enumerate() {
+                if !v.is_empty() {
+                    let n = v.len();
+                    v.swap(i % n, j % n);
+                }
+            }
+            v
+        })
+}
+
+fn run_on(w: &Workflow, stories: &[Vec<Event>], picks: &[usize], lateness: i64) -> Sim {
+    let mut sim = Sim::default();
+    let mut next = vec![0usize; stories.len()];
+    let mut max_t = i64::MIN;
+    let mut p = picks.iter().cycle();
+    while next.iter().zip(stories).any(|(n, s)| *n < s.len()) {
+        let mut k = *p.next().unwrap() % stories.len();
+        while next[k] >= stories[k].len() {
+            k = (k + 1) % stories.len();
+        }
+        let e = stories[k][next[k]].clone();
+        next[k] += 1;
+        max_t = max_t.max(e.event_time_ms);
+        sim.feed(w, e);
+        sim.advance(w, max_t - lateness);
+    }
+    sim.advance(w, i64::MAX / 2);
+    sim
+}
+
+#[test]
+fn a_terminal_step_read_before_the_start_completes_the_instance_when_the_start_arrives() {
+    let w = terminal_wf();
+    let mut sim = Sim::default();
+    sim.feed(&w, ev("C1", "order_picked", T0 + 30 * M, "p", &[]));
+    sim.feed(&w, ev("C1", "order_collected", T0 + 5 * H, "c", &[]));
+    sim.feed(&w, ev("C1", "order_confirmed", T0, "o", &[]));
+    sim.advance(&w, i64::MAX / 2);
+    let completed: Vec<_> = sim
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Sla(s) => Some((format!("{:?}", s.outcome), s.ended_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completed, vec![("Completed".to_string(), Some(T0 + 5 * H))]);
+    assert!(
+        !sim.summary().iter().any(|(k, _, _)| k == "missing_step"),
+        "no step is missing: {:?}",
+        sim.summary()
+    );
+}
+
+#[test]
+fn the_ttl_counts_from_the_earliest_event_time_whichever_was_read_first() {
+    let w = terminal_wf();
+    let mut sim = Sim::default();
+    // The picking was read first, the order (a day earlier) after it.
+    sim.feed(&w, ev("C2", "order_picked", T0 + 24 * H, "p", &[]));
+    sim.feed(&w, ev("C2", "order_confirmed", T0, "o", &[]));
+    let expiries: Vec<i64> = sim
+        .timers
+        .iter()
+        .filter(|(_, _, k)| *k == TimerKind::Expire)
+        .map(|(due, _, _)| *due)
+        .collect();
+    assert_eq!(expiries.iter().min(), Some(&(T0 + 3 * 24 * H)));
+    sim.advance(&w, T0 + 3 * 24 * H);
+    assert!(
+        sim.instances.is_empty(),
+        "expired at the ttl of the earliest event"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// With terminal steps and any read order at all (a step before the start, the terminal
+    /// step first), the outputs are the same, as long as the clock is held back by the
+    /// disorder (allowed lateness), as the watermark rules hold it.
+    #[test]
+    fn any_read_order_with_terminal_steps_gives_the_same_outputs(
+        stories in (0usize..6).prop_flat_map(|n| (0..n + 1).map(any_order_story).collect::<Vec<_>>()),
+        picks_a in proptest::collection::vec(any::<usize>(), 1..40),
+        picks_b in proptest::collection::vec(any::<usize>(), 1..40),
+    ) {
+        let w = terminal_wf();
+        let lateness = 10 * 24 * H;
+        prop_assert_eq!(
+            sorted(&run_on(&w, &stories, &picks_a, lateness)),
+            sorted(&run_on(&w, &stories, &picks_b, lateness))
+        );
+    }
+}
+
+#[test]
+fn an_alerts_dimensions_are_those_known_by_its_deadline_whatever_was_read_first() {
+    let w = wf();
+    let order = ev(
+        "D1",
+        "order_confirmed",
+        T0,
+        "o",
+        &[("region", "eu"), ("carrier", "dhl")],
+    );
+    // Invoiced two hours after its 48 h deadline, by an event that says another carrier.
+    let invoice = ev(
+        "D1",
+        "invoice_posted",
+        T0 + 50 * H,
+        "i",
+        &[("carrier", "dpd"), ("site", "ams")],
+    );
+    let alerts = |events: Vec<Event>| {
+        let mut sim = Sim::default();
+        for e in events {
+            sim.feed(&w, e);
+        }
+        sim.advance(&w, i64::MAX / 2);
+        let mut v: Vec<(String, String, BTreeMap<String, String>)> = sim
+            .out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Alert(a) if a.kind == "missing_step" => Some((
+                    a.dedupe_id.clone(),
+                    format!("{:?}", a.status),
+                    a.dimensions.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let order_first = alerts(vec![order.clone(), invoice.clone()]);
+    let invoice_first = alerts(vec![invoice, order]);
+    assert_eq!(order_first, invoice_first);
+    let firing = order_first
+        .iter()
+        .find(|(id, status, _)| id == "o2c/D1/invoiced" && status == "Firing")
+        .expect("the invoice alert fired");
+    assert_eq!(
+        firing.2,
+        BTreeMap::from([
+            ("carrier".to_string(), "dhl".to_string()),
+            ("region".to_string(), "eu".to_string())
+        ]),
+        "the earliest carrier, and nothing learnt after the deadline"
+    );
 }
