@@ -137,3 +137,37 @@ fn check_prints_each_workflow_as_a_graph_or_as_dot() {
         "{dot}"
     );
 }
+
+#[test]
+fn a_workflow_of_ten_thousand_chained_steps_is_checked_and_drawn() {
+    let dir = std::env::temp_dir().join(format!("sightline-check10k-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("schemas")).unwrap();
+    let mut yaml = String::from(
+        "name: long\nsources:\n  - name: s\n    topic: t\n    format: json\n    event_type: { field: type }\n    \
+         key: { field: id }\n    event_time: { field: at }\nworkflows:\n  - name: long\n    ttl: 3650d\n    steps:\n      \
+         - { name: s0, on: e0, start: true }\n",
+    );
+    for i in 1..10_000 {
+        yaml.push_str(&format!(
+            "      - {{ name: s{i}, on: e{i}, after: s{}, within: 1m }}\n",
+            i - 1
+        ));
+    }
+    std::fs::write(dir.join("long.yaml"), yaml).unwrap();
+    let config = dir.join("sightline.toml");
+    std::fs::write(
+        &config,
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n[topologies]\npaths = [\"long.yaml\"]\n[schemas]\ndir = \"schemas\"\n",
+    )
+    .unwrap();
+    let (code, out) = check(&config, &[]);
+    assert_eq!(code, 0, "{}", &out[..out.len().min(2000)]);
+    let last = out.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "{}[level 10000] s9999 (on e9999, within 1m)",
+            "  ".repeat(33)
+        )
+    );
+}

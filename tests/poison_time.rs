@@ -1,7 +1,8 @@
 //! One absurd event time must not wreck a partition. 10,000 good records (orders and their
-//! payments, some missing) with three poison times among them: i64::MAX, year 9999 and year 0.
-//! Read to the end (`run --until-end`), the alert and SLA topics hold exactly what the 10,000
-//! good records alone give, and the three are dead-lettered as `event_time_out_of_range`.
+//! payments, some missing) with three poison times among them: i64::MAX, year 9999 and year 0,
+//! and one order with a 100 KB correlation key. Read to the end (`run --until-end`), the alert
+//! and SLA topics hold exactly what the 10,000 good records alone give; the three are
+//! dead-lettered as `event_time_out_of_range`, the long key as `key_too_long`.
 
 mod common;
 
@@ -79,6 +80,14 @@ async fn run(with_poison: bool) -> Run {
                 serde_json::json!({"type": "order_confirmed", "id": id, "event_id": format!("{id}-o"), "at": at}),
             );
         }
+        if with_poison && i == 2_500 {
+            let id = "K".repeat(100_000);
+            send(
+                &orders,
+                "long".into(),
+                serde_json::json!({"type": "order_confirmed", "id": id, "event_id": "long-o", "at": start + i * 3_000}),
+            );
+        }
     }
     for p in pending {
         p.await.unwrap().unwrap();
@@ -146,7 +155,7 @@ async fn three_absurd_event_times_change_nothing_and_are_dead_lettered() {
     );
     let dead = common::read_topic(
         &format!("{}.dlq", poisoned.topics[0]),
-        3,
+        4,
         Duration::from_secs(30),
     );
     let classes: Vec<(&str, &str)> = dead
@@ -159,12 +168,24 @@ async fn three_absurd_event_times_change_nothing_and_are_dead_lettered() {
         })
         .collect();
     println!("poison times: {classes:?}");
-    assert_eq!(dead.len(), 3);
-    for (class, message) in &classes {
-        assert_eq!(*class, "event_time_out_of_range");
+    assert_eq!(dead.len(), 4);
+    let (times, keys): (Vec<_>, Vec<_>) = classes
+        .iter()
+        .partition(|(class, _)| *class == "event_time_out_of_range");
+    assert_eq!(times.len(), 3, "{classes:?}");
+    for (_, message) in &times {
         assert!(
             message.contains("event time") && message.contains("Kafka timestamp"),
             "{message}"
         );
     }
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].0, "key_too_long");
+    assert!(
+        keys[0]
+            .1
+            .contains("100000 bytes, more than engine.max_key_bytes (512)"),
+        "{}",
+        keys[0].1
+    );
 }

@@ -219,27 +219,6 @@ impl Estate {
         want
     }
 
-    fn expected_sla(&self) -> Vec<(String, usize)> {
-        let n = |f: &str| self.plan.faults.get(f).map_or(0, Vec::len);
-        let started = ORDERS - n("orphan");
-        vec![
-            ("CANCELLED".into(), n("cancelled")),
-            (
-                "COMPLETED".into(),
-                started
-                    - n("cancelled")
-                    - n("missing_payment")
-                    - n("missing_invoice")
-                    - n("missing_shipment"),
-            ),
-            (
-                "EXPIRED".into(),
-                n("missing_payment") + n("missing_invoice") + n("missing_shipment") + n("orphan"),
-            ),
-            ("STEP_LATE".into(), n("late_shipment") + n("late_invoice")),
-        ]
-    }
-
     /// Reads the outputs and asserts they are exactly the expected ones, with no alert that
     /// fired before its step was read.
     fn assert_exact(&self, label: &str) {
@@ -284,7 +263,7 @@ impl Estate {
             got.len(),
             want.len()
         );
-        let want_sla = self.expected_sla();
+        let want_sla = common::expected_sla(&self.plan.faults, ORDERS);
         let total: usize = want_sla.iter().map(|(_, n)| n).sum();
         let sla = as_json(
             "sla_event.avsc",
@@ -294,24 +273,7 @@ impl Estate {
                 Duration::from_secs(120),
             ),
         );
-        let mut ids = Vec::new();
-        let mut by_outcome = std::collections::BTreeMap::<String, usize>::new();
-        for r in &sla {
-            let s: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-            *by_outcome
-                .entry(s["outcome"].as_str().unwrap().to_string())
-                .or_default() += 1;
-            ids.push(s["sla_id"].as_str().unwrap().to_string());
-        }
-        ids.sort();
-        let n = ids.len();
-        ids.dedup();
-        assert_eq!(n, ids.len(), "{label}: duplicated SLA events");
-        assert_eq!(
-            by_outcome.into_iter().collect::<Vec<_>>(),
-            want_sla,
-            "{label}: SLA events by outcome"
-        );
+        common::assert_sla_outcomes(&sla, want_sla, label);
     }
 }
 
@@ -405,10 +367,13 @@ async fn one_partition_at_a_time_gives_exactly_the_expected_outputs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkills_on_the_way_change_nothing() {
     let estate = Estate::new(ProduceOrder::TopicAfterTopic).await;
-    let total: i64 = common::unread(&estate.setup.group, &estate.topics)
-        .iter()
-        .map(|(_, _, n)| n)
-        .sum();
+    let left = || -> i64 {
+        common::unread(&estate.setup.group, &estate.topics)
+            .iter()
+            .map(|(_, _, n)| n)
+            .sum()
+    };
+    let total = left();
     // Killed when a quarter, half and three quarters of the input are committed: each time the
     // condition is met, never after a fixed pause.
     for share in [4, 2] {
@@ -417,13 +382,7 @@ async fn sigkills_on_the_way_change_nothing() {
         common::wait_for(
             "the input to be read that far",
             Duration::from_secs(600),
-            async || {
-                let left: i64 = common::unread(&estate.setup.group, &estate.topics)
-                    .iter()
-                    .map(|(_, _, n)| n)
-                    .sum();
-                (left <= left_at_most).then_some(())
-            },
+            async || (left() <= left_at_most).then_some(()),
         )
         .await;
         child.kill().expect("SIGKILL");
@@ -434,13 +393,7 @@ async fn sigkills_on_the_way_change_nothing() {
     common::wait_for(
         "three quarters of the input to be read",
         Duration::from_secs(600),
-        async || {
-            let left: i64 = common::unread(&estate.setup.group, &estate.topics)
-                .iter()
-                .map(|(_, _, n)| n)
-                .sum();
-            (left <= total / 4).then_some(())
-        },
+        async || (left() <= total / 4).then_some(()),
     )
     .await;
     child.kill().expect("SIGKILL");

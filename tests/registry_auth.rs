@@ -61,26 +61,7 @@ async fn forward(
         return (StatusCode::UNAUTHORIZED, "credentials required").into_response();
     }
     p.authorised.fetch_add(1, Ordering::SeqCst);
-    let url = format!(
-        "{}{}",
-        p.upstream,
-        uri.path_and_query().map_or("", |q| q.as_str())
-    );
-    let mut req = reqwest::Client::new()
-        .request(method, url)
-        .body(body.to_vec());
-    if let Some(ct) = headers.get("content-type") {
-        req = req.header("content-type", ct.as_bytes());
-    }
-    let resp = req.send().await.expect("the registry answers");
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let body = resp.bytes().await.unwrap_or_default();
-    (status, [("content-type", ct)], body).into_response()
+    common::forward_http(&p.upstream, method, &uri, &headers, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,8 +204,17 @@ async fn a_filtered_replay_sends_exactly_the_selection_once_at_the_set_rate() {
         .concat(),
     );
     assert!(stdout(&again).contains("0 sent, "), "{}", stdout(&again));
+    // Only what it sent is done: the records its filter did not select stay pending.
     assert!(
-        stdout(&again).contains("50000 done by earlier runs"),
+        stdout(&again).contains(&format!("{} records done by earlier runs", want.len())),
+        "{}",
+        stdout(&again)
+    );
+    assert!(
+        stdout(&again).contains(&format!(
+            "{} filtered out (still pending)",
+            50_000 - want.len()
+        )),
         "{}",
         stdout(&again)
     );

@@ -36,7 +36,12 @@ async fn a_restored_deadline_fires_with_nothing_left_to_read() {
     );
 
     let mut sl = setup.start().await;
-    common::wait_caught_up(&setup.group, &[orders.clone()], Duration::from_secs(60)).await;
+    common::wait_caught_up(
+        &setup.group,
+        std::slice::from_ref(&orders),
+        Duration::from_secs(60),
+    )
+    .await;
     sl.child.kill().expect("SIGKILL");
     sl.child.wait().unwrap();
     let killed = chrono::Utc::now().timestamp_millis();

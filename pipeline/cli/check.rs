@@ -241,24 +241,30 @@ fn span(ms: i64) -> String {
 
 /// A workflow as a text tree: each step under the step it comes after.
 pub fn text_graph(w: &crate::topology::workflow::WorkflowSpec) -> String {
+    use crate::topology::workflow::StepSpec;
     let mut out = format!("workflow {}\n", w.name);
-    fn walk(
-        w: &crate::topology::workflow::WorkflowSpec,
-        parent: Option<&str>,
-        depth: usize,
-        out: &mut String,
-    ) {
-        for s in w.steps.iter().filter(|s| {
-            if parent.is_none() {
-                s.start
-            } else {
-                !s.start
-                    && s.after
-                        .as_deref()
-                        .or_else(|| w.steps.iter().find(|x| x.start).map(|x| x.name.as_str()))
-                        == parent
-            }
-        }) {
+    // Children by parent name, built once, so the walk is linear in the steps.
+    let start = w.steps.iter().find(|x| x.start).map(|x| x.name.as_str());
+    let mut children: std::collections::HashMap<Option<&str>, Vec<&StepSpec>> = Default::default();
+    for s in &w.steps {
+        let parent = if s.start {
+            None
+        } else {
+            s.after.as_deref().or(start)
+        };
+        children.entry(parent).or_default().push(s);
+    }
+    // An explicit stack: a chain of thousands of steps is as deep as it is long.
+    let mut stack: Vec<(&StepSpec, usize)> = children
+        .get(&None)
+        .map(|v| v.iter().rev().map(|s| (*s, 0)).collect())
+        .unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((s, depth)) = stack.pop() {
+        if !seen.insert(s.name.as_str()) {
+            continue;
+        }
+        {
             let mut notes = vec![format!("on {}", s.on)];
             if let Some(within) = s.within {
                 notes.push(format!("within {}", span(within.ms())));
@@ -272,18 +278,18 @@ pub fn text_graph(w: &crate::topology::workflow::WorkflowSpec) -> String {
             if s.closes {
                 notes.push("closes".into());
             }
-            out.push_str(&format!(
-                "{}{} ({})\n",
-                "  ".repeat(depth + 1),
-                s.name,
-                notes.join(", ")
-            ));
-            if !s.start || parent.is_none() {
-                walk(w, Some(&s.name), depth + 1, out);
+            // Indented up to 32 levels; deeper ones say their level instead.
+            let indent = if depth < 32 {
+                "  ".repeat(depth + 1)
+            } else {
+                format!("{}[level {}] ", "  ".repeat(33), depth + 1)
+            };
+            out.push_str(&format!("{indent}{} ({})\n", s.name, notes.join(", ")));
+            if let Some(next) = children.get(&Some(s.name.as_str())) {
+                stack.extend(next.iter().rev().map(|c| (*c, depth + 1)));
             }
         }
     }
-    walk(w, None, 0, &mut out);
     out
 }
 

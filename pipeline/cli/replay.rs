@@ -59,6 +59,33 @@ pub struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Mark the selected dead letters done without sending them (they leave the depth and no
+    /// later run of this id sends them).
+    #[arg(long)]
+    pub skip: bool,
+    /// Create a target topic that does not exist (otherwise the replay refuses it).
+    #[arg(long)]
+    pub create_target: bool,
+}
+
+/// An error class to filter on: one of Sightline's, or a Java exception class (Kafka Connect,
+/// Spring Kafka), which has dots.
+fn check_classes(classes: &[String]) -> anyhow::Result<()> {
+    use crate::deadletter::ErrorClass;
+    for c in classes {
+        if ErrorClass::parse(c).is_none() && !c.contains('.') {
+            anyhow::bail!(
+                "--error-class `{c}` is not an error class. Sightline's are: {}; a Kafka Connect or Spring Kafka \
+                 dead letter is filtered by its exception class (e.g. org.apache.kafka.connect.errors.DataException)",
+                ErrorClass::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn time(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
@@ -85,6 +112,7 @@ pub async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     anyhow::ensure!(a.rate >= 0.0, "--rate must be 0 (no limit) or more");
+    check_classes(&a.error_class)?;
     let id =
         a.id.clone()
             .unwrap_or_else(|| format!("replay-{}", uuid::Uuid::new_v4().simple()));
@@ -99,6 +127,8 @@ pub async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         rate: a.rate,
         force: a.force,
         progress: !a.no_progress,
+        skip: a.skip,
+        create_target: a.create_target,
         filter: Filter {
             since_ms: time("--since", &a.since)?,
             until_ms: time("--until", &a.until)?,
@@ -112,12 +142,13 @@ pub async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let s = crate::replay::run(&cfg, opts).await?;
     println!(
-        "replay {id} from {}{}: {} read, {} selected, {} sent, {} filtered out, {} skipped (replayed {} times already), {} skipped (no original topic; use --to), {} done by earlier runs of this id",
+        "replay {id} from {}{}: {} read, {} selected, {} sent, {} skipped by request, {} filtered out (still pending), {} skipped (replayed {} times already), {} skipped (no original topic; use --to), {} records done by earlier runs of this id",
         a.from,
         if a.dry_run { " (dry run: nothing sent)" } else { "" },
         s.scanned,
         s.selected,
         s.sent,
+        s.skipped_by_request,
         s.filtered_out,
         s.skipped_max_attempts,
         cfg.replay.max_attempts,

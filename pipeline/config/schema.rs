@@ -395,7 +395,15 @@ fn exists(p: &str, base_dir: &Path, dir_ok: bool) -> Result<(), String> {
         base_dir.join(path)
     };
     match std::fs::metadata(&full) {
-        Ok(m) if m.is_file() || (dir_ok && m.is_dir()) => Ok(()),
+        Ok(m) if m.is_dir() && dir_ok => Ok(()),
+        // Read, not only stat'ed: an unreadable secrets or CA file must fail here, at start
+        // and in `check`, not at the first connection.
+        Ok(m) if m.is_file() => std::fs::File::open(&full).map(|_| ()).map_err(|e| {
+            format!(
+                "file `{}` cannot be read: {e} (check its permissions for the user Sightline runs as)",
+                full.display()
+            )
+        }),
         Ok(_) => Err(format!("`{}` is not a file", full.display())),
         Err(_) => Err(format!(
             "file `{}` does not exist (relative paths are resolved against the config file's directory)",

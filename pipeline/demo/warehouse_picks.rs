@@ -91,5 +91,7 @@ pub fn replay_options(dry_run: bool) -> crate::replay::Options {
             ..Default::default()
         },
         progress: false,
+        skip: false,
+        create_target: false,
     }
 }

@@ -1,6 +1,7 @@
 //! Watching dead-letter topics across the estate (Sightline's own, `dead_letters.topics`, and
 //! `dead_letters.topics_regex`): every `dead_letters.interval_ms` it measures each topic's
-//! depth (records no replay has gone through yet, from the replay ledger), the age of the
+//! depth (records no replay has gone through yet: the dead letters it has read past the replay
+//! ledger's position, so transaction markers and aborted records never count), the age of the
 //! oldest of them (the record is read), the rate of new ones, and the error classes of what
 //! arrives (from provenance headers); it follows the replay audit trail; it exports all of it as
 //! metrics and hands threshold alerts (detectors/deadletter.rs) to the engine. Runs beside the
@@ -28,8 +29,11 @@ pub struct DeadLetterPoller {
     /// Tails the ledger, the audit topic and the dead-letter topics.
     tail: BaseConsumer,
     tailed: BTreeSet<(String, i32)>,
-    /// (topic, partition) -> the furthest any replay got.
-    replayed: HashMap<(String, i32), i64>,
+    /// (topic, partition) -> replay id -> the dead letters it sent or skipped.
+    replayed: HashMap<(String, i32), BTreeMap<String, crate::replay::ledger::Ranges>>,
+    /// (topic, partition) -> offsets of the dead letters read there, ascending (8 bytes each),
+    /// and the next offset the tail will read.
+    records: HashMap<(String, i32), (Vec<i64>, i64)>,
     /// (topic, partition, offset) -> record timestamp.
     oldest_cache: HashMap<(String, i32, i64), i64>,
     last: HashMap<String, (i64, Instant)>,
@@ -70,6 +74,7 @@ impl DeadLetterPoller {
             tail: c.create()?,
             tailed: BTreeSet::new(),
             replayed: HashMap::new(),
+            records: HashMap::new(),
             oldest_cache: HashMap::new(),
             last: HashMap::new(),
             conventions,
@@ -124,16 +129,19 @@ impl DeadLetterPoller {
                     .and_then(|k| std::str::from_utf8(k).ok())
                     .unwrap_or_default();
                 let mut parts = key.rsplitn(3, '/');
-                let (Some(p), Some(t)) = (parts.next(), parts.next()) else {
+                let (Some(p), Some(t), Some(id)) = (parts.next(), parts.next(), parts.next())
+                else {
                     continue;
                 };
-                let next = m
+                let done = m
                     .payload()
                     .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.parse::<i64>().ok());
-                if let (Ok(p), Some(next)) = (p.parse::<i32>(), next) {
-                    let e = self.replayed.entry((t.to_string(), p)).or_insert(next);
-                    *e = (*e).max(next);
+                    .and_then(crate::replay::ledger::Ranges::parse);
+                if let (Ok(p), Some(done)) = (p.parse::<i32>(), done) {
+                    self.replayed
+                        .entry((t.to_string(), p))
+                        .or_default()
+                        .insert(id.to_string(), done);
                 }
             } else if topic == self.audit_topic {
                 let Ok(a) =
@@ -149,6 +157,14 @@ impl DeadLetterPoller {
                     METRICS.replayed_records.inc_by(sent);
                 }
             } else {
+                let seen = self
+                    .records
+                    .entry((topic.to_string(), m.partition()))
+                    .or_default();
+                if seen.0.last().is_none_or(|&last| m.offset() > last) {
+                    seen.0.push(m.offset());
+                }
+                seen.1 = seen.1.max(m.offset() + 1);
                 let headers = provenance::owned_headers(&m);
                 let class = provenance::detect(&headers, &self.conventions)
                     .and_then(|p| p.error_class)
@@ -224,6 +240,8 @@ impl DeadLetterPoller {
             self.tail_topic(t);
         }
         self.drain(10_000);
+        // Where the tail is: past transaction markers too, which no record stands for.
+        let positions = self.tail.position().ok();
         let mut stats = Vec::new();
         for topic in topics {
             let mut depth = 0u64;
@@ -234,10 +252,39 @@ impl DeadLetterPoller {
                     continue;
                 };
                 total += high;
-                let from = low.max(*self.replayed.get(&(topic.clone(), p)).unwrap_or(&0));
-                if high > from {
-                    depth += (high - from) as u64;
-                    firsts.push((topic.clone(), p, from));
+                let mut done = crate::replay::ledger::Ranges::default();
+                for r in self
+                    .replayed
+                    .get(&(topic.clone(), p))
+                    .into_iter()
+                    .flat_map(|ids| ids.values())
+                {
+                    done.union(r);
+                }
+                // Records, not offsets: the dead letters read at or after `from`, plus what the
+                // tail has not read yet (counted as offsets until it has).
+                let position = positions
+                    .as_ref()
+                    .and_then(|tpl| match tpl.find_partition(&topic, p)?.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .unwrap_or(low);
+                let (read, tail_at) = self
+                    .records
+                    .get(&(topic.clone(), p))
+                    .map_or((&[][..], position), |(v, next)| {
+                        (v.as_slice(), (*next).max(position))
+                    });
+                let read = &read[read.partition_point(|&o| o < low)..];
+                let pending = read.len() - done.count_in(read);
+                let unread = (high - tail_at.max(low)).max(0) as u64;
+                depth += pending as u64 + unread;
+                let first = done.pending(read).next();
+                if let Some(first) = first {
+                    firsts.push((topic.clone(), p, first));
+                } else if unread > 0 {
+                    firsts.push((topic.clone(), p, tail_at.max(low)));
                 }
             }
             let ts = self.timestamps(&firsts);

@@ -128,6 +128,8 @@ pub struct Engine {
     pub timer_tick: Duration,
     /// `engine.max_key_bytes`.
     pub max_key_bytes: usize,
+    /// `state.dir`, resolved (marked corrupt when a read finds it so).
+    pub state_dir: std::path::PathBuf,
     /// The event times a record may carry (ingest/bounds.rs).
     pub time_bounds: crate::ingest::bounds::TimeBounds,
     /// Per keyed source topic, whether its records sit where its partitioner puts their keys.
@@ -138,6 +140,8 @@ pub struct Engine {
     pub max_read_ahead_ms: i64,
     /// Input partitions paused for running ahead.
     pub paused: std::collections::HashSet<(String, i32)>,
+    /// Input partitions waiting on the registry: when to try again, and the next backoff.
+    pub held: std::collections::HashMap<(String, i32), (Instant, Duration)>,
     /// `run --until-end`: where the input ends; None when running live.
     pub until_end: Option<until_end::UntilEnd>,
     /// Timers fired by the last `fire_timers`.
@@ -155,12 +159,21 @@ type IdleCheck = (Vec<(String, i32)>, Vec<(String, i32)>, Vec<(String, i32)>);
 
 enum Outcome {
     Done,
+    /// The record cannot be handled now (the registry is down, rate limiting, refusing
+    /// credentials): its partition waits from this record on, the rest of the batch goes on.
+    Hold {
+        why: String,
+        status: String,
+    },
     Shutdown,
     /// The state store failed: stop, without storing the offset.
     Fatal(String),
     /// A Kafka transaction failed and was aborted (a broker restart, a timeout): start over
     /// from the last commit with fresh clients, as a restarted process would.
     Restart(String),
+    /// The state store is corrupt: the engine is rebuilt, which moves the store aside and
+    /// restores it from the changelog.
+    Rebuild(String),
 }
 
 /// Why [`Engine::run`] returned without error.
@@ -272,6 +285,9 @@ impl Engine {
                         }
                         Outcome::Shutdown => break,
                         Outcome::Fatal(e) => { fatal = Some(e); break }
+                            Outcome::Rebuild(e) => { restart = Some(e); break }
+                            // Only a record waits on the registry; a tick or a finished batch never does.
+                            Outcome::Hold { .. } => {}
                         Outcome::Restart(e) => match self.rewind(&e).await {
                             Ok(()) => {}
                             Err(why) => { restart = Some(format!("{e}; {why}")); break }
@@ -280,6 +296,9 @@ impl Engine {
                     Outcome::Done => {}
                     Outcome::Shutdown => break,
                     Outcome::Fatal(e) => { fatal = Some(e); break }
+                            Outcome::Rebuild(e) => { restart = Some(e); break }
+                            // Only a record waits on the registry; a tick or a finished batch never does.
+                            Outcome::Hold { .. } => {}
                     Outcome::Restart(e) => match self.rewind(&e).await {
                         Ok(()) => {}
                         Err(why) => { restart = Some(format!("{e}; {why}")); break }
@@ -326,20 +345,48 @@ impl Engine {
                         // The wall-clock monitors' state as of the last commit, for a rewind.
                         let before = exactly_once.then(|| (self.freshness.clone(), self.age.clone()));
                         let mut outcome = self.begin();
+                        // Partitions that wait on the registry from this record on: only their
+                        // own records wait, the others go on.
+                        let mut holding: std::collections::HashMap<(String, i32), i64> = Default::default();
                         for m in &msgs {
                             if !matches!(outcome, Outcome::Done) {
                                 break;
                             }
-                            outcome = self.handle(m, &mut batch, &mut shutdown).await;
+                            let tp = (m.topic().to_string(), m.partition());
+                            if holding.contains_key(&tp) {
+                                continue;
+                            }
+                            outcome = match self.handle(m, &mut batch, &mut shutdown).await {
+                                Outcome::Hold { why, status } => {
+                                    self.registry_wait(&tp, m.offset(), &why, &status);
+                                    holding.insert(tp, m.offset());
+                                    Outcome::Done
+                                }
+                                other => other,
+                            };
                         }
                         if matches!(outcome, Outcome::Done) {
-                            let offsets = commit::next_offsets(&msgs);
+                            let offsets = commit::next_offsets(msgs.iter().filter(|m| {
+                                holding
+                                    .get(&(m.topic().to_string(), m.partition()))
+                                    .is_none_or(|&at| m.offset() < at)
+                            }));
                             outcome = self.commit_batch(batch, Some(offsets), &mut shutdown).await;
+                        }
+                        if matches!(outcome, Outcome::Done) {
+                            self.hold_partitions(&holding);
+                        } else if !holding.is_empty() {
+                            // The batch goes back to the last commit anyway.
+                            self.release_held();
                         }
                         match outcome {
                             Outcome::Done if exactly_once => {}
                             Outcome::Done => {
-                                for m in &msgs {
+                                for m in msgs.iter().filter(|m| {
+                                    holding
+                                        .get(&(m.topic().to_string(), m.partition()))
+                                        .is_none_or(|&at| m.offset() < at)
+                                }) {
                                     if let Err(e) = consumer.store_offset_from_message(m) {
                                         crate::observe::events::KafkaClientError { kind: "offset_store", error: &e.to_string() }.emit();
                                     }
@@ -347,6 +394,9 @@ impl Engine {
                             }
                             Outcome::Shutdown => break,
                             Outcome::Fatal(e) => { fatal = Some(e); break }
+                            Outcome::Rebuild(e) => { restart = Some(e); break }
+                            // Only a record waits on the registry; a tick or a finished batch never does.
+                            Outcome::Hold { .. } => {}
                             Outcome::Restart(e) => {
                                 if let Some((freshness, age)) = before {
                                     (self.freshness, self.age) = (freshness, age);
@@ -501,6 +551,7 @@ impl Engine {
         upstream.idle_ms = self.upstream.idle_ms;
         self.upstream = upstream;
         self.sent_marks.clear();
+        self.release_held();
         self.workflows.clear_cache();
         self.workflows
             .restore_clocks(&self.store)
@@ -554,42 +605,45 @@ impl Engine {
         RecordConsumed { topic }.emit();
         let headers = crate::ingest::borrowed_headers(msg);
         let rec = RawRecord::of(msg, &headers);
-        let mut backoff = Duration::from_millis(200);
-        let mut outage = false;
-        let decoded = loop {
-            match source.decoder.decode(rec.value).await {
-                Ok(d) => break d,
-                Err(Rejection::Bad { class, message }) => {
-                    return self
-                        .dead_letter(topic, &rec, &headers, class, message, shutdown)
-                        .await;
-                }
-                Err(Rejection::Transient { message }) => {
-                    outage = true;
-                    RegistryUnavailable {
-                        topic,
-                        partition: rec.partition,
-                        offset: rec.offset,
-                        error: &message,
-                        retry_in_ms: backoff.as_millis() as u64,
-                    }
-                    .emit();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => return Outcome::Shutdown,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+        let decoded = match source.decoder.decode(rec.value).await {
+            Ok(d) => d,
+            Err(Rejection::Bad { class, message }) => {
+                return self
+                    .dead_letter(topic, &rec, &headers, class, message, shutdown)
+                    .await;
+            }
+            Err(Rejection::Transient { message, status }) => {
+                return Outcome::Hold {
+                    why: message,
+                    status,
                 }
             }
         };
-        if outage {
+        if self
+            .held
+            .remove(&(topic.to_string(), rec.partition))
+            .is_some()
+            && self.held.is_empty()
+        {
             RegistryRecovered.emit();
         }
 
         // A record that cannot be mapped is poison: dead-lettered, not counted as drift.
         let event = match source.mapper.map(&decoded.doc, &rec) {
             Ok(event) => event,
-            Err(Rejection::Bad { class, message }) => {
+            Err(Rejection::Bad { class, mut message }) => {
+                // A writer schema of another subject explains a missing field: say so.
+                if let (Some(writer), Some(lookup)) = (&decoded.writer, &self.registry_lookup) {
+                    let subject = format!("{topic}-value");
+                    if let Some((other, version)) = lookup.subject_version(writer.id, topic).await {
+                        if other != subject {
+                            message.push_str(&format!(
+                                " (the record's schema id {} is registered under subject `{other}` (version {version}), not `{subject}`: its producer may be writing another topic's schema)",
+                                writer.id
+                            ));
+                        }
+                    }
+                }
                 return self
                     .dead_letter(topic, &rec, &headers, class, message, shutdown)
                     .await;
@@ -763,8 +817,8 @@ impl Engine {
                 .on_event(&self.store, batch, input, clock_ms, partition, event, wall)
         {
             // The store is local disk: failing here is not the record's fault and not transient.
-            tracing::error!(error = %e, input, partition, offset, "state store failed; stopping");
-            return Outcome::Fatal(e.to_string());
+            tracing::error!(error = %e, input, partition, offset, "state store failed");
+            return self.store_failed(e);
         }
         Outcome::Done
     }
@@ -840,7 +894,7 @@ impl Engine {
             );
             let known = match self.store.get(crate::state::CF_META, &k) {
                 Ok(v) => v.is_some(),
-                Err(e) => return Outcome::Fatal(e.to_string()),
+                Err(e) => return self.store_failed(e),
             };
             if !staged && !known {
                 batch.extra_ops.push(announce::remember(k));
@@ -1002,8 +1056,9 @@ impl Engine {
         let positions = self.consumer.position().ok()?;
         let mut tpl = rdkafka::TopicPartitionList::new();
         for e in positions.elements() {
-            let (Some(pos), Some(&at)) = (
-                e.offset().to_raw(),
+            // A position that is not a real offset (Invalid: nothing read yet) moves nothing.
+            let (rdkafka::Offset::Offset(pos), Some(&at)) = (
+                e.offset(),
                 self.committed_at
                     .get(&(e.topic().to_string(), e.partition())),
             ) else {
@@ -1035,10 +1090,16 @@ impl Engine {
             .into_iter()
             .filter(|k| assignment.contains(k) && !self.paused.contains(k))
             .collect();
+        // A partition that also waits on the registry stays paused for that.
         let resume: Vec<(String, i32)> = self
             .paused
             .iter()
             .filter(|k| !still.contains(k))
+            .cloned()
+            .collect();
+        let resume_now: Vec<(String, i32)> = resume
+            .iter()
+            .filter(|k| !self.held.contains_key(*k))
             .cloned()
             .collect();
         let tpl = |ks: &[(String, i32)]| {
@@ -1062,7 +1123,12 @@ impl Engine {
             }
         }
         if !resume.is_empty() {
-            match self.consumer.resume(&tpl(&resume)) {
+            let result = if resume_now.is_empty() {
+                Ok(())
+            } else {
+                self.consumer.resume(&tpl(&resume_now))
+            };
+            match result {
                 Ok(()) => {
                     tracing::debug!(partitions = ?resume, "resumed: the slowest input caught up");
                     for k in &resume {
@@ -1077,6 +1143,117 @@ impl Engine {
             }
         }
         METRICS.paused_partitions.set(self.paused.len() as i64);
+    }
+
+    /// A record of `tp` at `offset` waits on the registry: counted and logged, with when the
+    /// partition is tried again (doubling from 200 ms to 10 s).
+    fn registry_wait(&mut self, tp: &(String, i32), offset: i64, why: &str, status: &str) {
+        let backoff = self
+            .held
+            .get(tp)
+            .map_or(Duration::from_millis(200), |(_, b)| {
+                (*b * 2).min(Duration::from_secs(10))
+            });
+        RegistryUnavailable {
+            topic: &tp.0,
+            partition: tp.1,
+            offset,
+            error: why,
+            status,
+            retry_in_ms: backoff.as_millis() as u64,
+        }
+        .emit();
+        self.held
+            .insert(tp.clone(), (Instant::now() + backoff, backoff));
+    }
+
+    /// After the batch committed: each partition that waits on the registry goes back to its
+    /// waiting record and is paused until its retry is due (resume_held).
+    fn hold_partitions(&mut self, holding: &std::collections::HashMap<(String, i32), i64>) {
+        for ((t, p), offset) in holding {
+            if let Err(e) = self.consumer.seek(
+                t,
+                *p,
+                rdkafka::Offset::Offset(*offset),
+                Duration::from_secs(5),
+            ) {
+                crate::observe::events::KafkaClientError {
+                    kind: "seek",
+                    error: &e.to_string(),
+                }
+                .emit();
+            }
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition(t, *p);
+            if let Err(e) = self.consumer.pause(&tpl) {
+                crate::observe::events::KafkaClientError {
+                    kind: "pause",
+                    error: &e.to_string(),
+                }
+                .emit();
+            }
+        }
+    }
+
+    /// Resumes the partitions whose registry retry is due (they read their waiting record
+    /// again), unless they are paused for running ahead.
+    fn resume_held(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(String, i32)> = self
+            .held
+            .iter()
+            .filter(|(k, (at, _))| *at <= now && !self.paused.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (t, p) in &due {
+            tpl.add_partition(t, *p);
+        }
+        if let Err(e) = self.consumer.resume(&tpl) {
+            crate::observe::events::KafkaClientError {
+                kind: "resume",
+                error: &e.to_string(),
+            }
+            .emit();
+        }
+        // Held until the record reads: the next failure doubles the backoff.
+        for k in due {
+            if let Some((at, _)) = self.held.get_mut(&k) {
+                *at = now + Duration::from_secs(3600);
+            }
+        }
+    }
+
+    /// What a failed state store read or write means: corruption under exactly-once marks the
+    /// store for rebuilding from the changelog (the engine is rebuilt in-process); anything else
+    /// stops the engine.
+    fn store_failed(&self, e: crate::state::StateError) -> Outcome {
+        if e.is_corruption() && self.guarantee == crate::config::Guarantee::ExactlyOnce {
+            crate::state::mark_corrupt(&self.state_dir, &e.to_string());
+            return Outcome::Rebuild(format!("the state store is corrupt: {e}"));
+        }
+        Outcome::Fatal(e.to_string())
+    }
+
+    /// Resumes every partition waiting on the registry and forgets the waits (a rewind reads
+    /// everything again from the last commit).
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (t, p) in self.held.keys() {
+            if !self.paused.contains(&(t.clone(), *p)) {
+                tpl.add_partition(t, *p);
+            }
+        }
+        if tpl.count() > 0 {
+            let _ = self.consumer.resume(&tpl);
+        }
+        self.held.clear();
     }
 
     /// Whether `topic` is a source re-keyed through a repartition topic with a known feed.
@@ -1189,6 +1366,13 @@ impl Engine {
             self.upstream.assigned(&upstream, now);
             self.sent_marks.retain(|k, _| upstream.contains(k));
             self.align_reading(&assignment, now);
+            let assigned: std::collections::HashSet<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            self.held.retain(|k, _| assigned.contains(k));
+            self.resume_held();
             if self.last_marks.elapsed() >= MARKS_INTERVAL {
                 self.last_marks = Instant::now();
                 marks = self.marks(&upstream, now);
@@ -1216,7 +1400,7 @@ impl Engine {
                 .tick(&self.store, &mut batch, wall, MAX_BATCH)
             {
                 Ok(n) => n,
-                Err(e) => return Outcome::Fatal(e.to_string()),
+                Err(e) => return self.store_failed(e),
             };
             crate::observe::events::TimersFired { count: fired }.emit();
             self.last_fired += fired;

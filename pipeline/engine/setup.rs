@@ -64,6 +64,62 @@ pub fn changelog_spec(cfg: &Config, partitions: i32) -> TopicSpec {
     }
 }
 
+/// Opens the state store. A store found corrupt (on open, or marked so by an engine that read a
+/// corrupt block) is moved aside and replaced by an empty one, which the changelog restores
+/// as partitions are assigned; without a changelog (at-least-once) there is nothing to rebuild
+/// from, so it stops and says what to do.
+fn open_store(cfg: &Config, dir: &std::path::Path, exactly_once: bool) -> anyhow::Result<Store> {
+    let open = || {
+        Store::open_with(
+            dir,
+            cfg.state.block_cache_mb,
+            cfg.state.write_buffer_mb,
+            !exactly_once,
+        )
+    };
+    // Everything start-up reads (checkpoints, clocks, drift knowledge) is read once here, so a
+    // corrupt block there is found now rather than in the middle of a rebalance.
+    let verify = |store: &Store| -> Result<(), crate::state::StateError> {
+        store.scan_prefix(crate::state::CF_META, b"")?;
+        store.scan_prefix(crate::state::CF_SCHEMAS, b"")?;
+        Ok(())
+    };
+    let marked = std::fs::read_to_string(dir.join(crate::state::CORRUPT_MARKER)).ok();
+    let why = match (marked, open()) {
+        (None, Ok(store)) => match verify(&store) {
+            Ok(()) => return Ok(store),
+            Err(e) if e.is_corruption() => {
+                drop(store);
+                e.to_string()
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (Some(why), Ok(store)) => {
+            drop(store);
+            why
+        }
+        (_, Err(e)) if e.is_corruption() => e.to_string(),
+        (_, Err(e)) => return Err(e.into()),
+    };
+    if !exactly_once {
+        anyhow::bail!(
+            "the state store at {} is corrupt ({why}), and under at_least_once there is no changelog to rebuild it from. \
+             Move or delete {} and start again: open instances and pending deadlines are then lost, and rebuilt only as events arrive",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let aside = crate::state::quarantine(dir)
+        .with_context(|| format!("moving the corrupt state dir {} aside", dir.display()))?;
+    crate::observe::events::StateRecovered {
+        dir: &dir.display().to_string(),
+        aside: &aside.display().to_string(),
+        why: &why,
+    }
+    .emit();
+    Ok(open()?)
+}
+
 /// A partitioning check per source that says it is keyed by the correlation key: not
 /// re-keyed, a named topic, read by workflows, with a partitioner that places keys.
 fn partition_checks(
@@ -210,10 +266,12 @@ pub fn build_sources(
     registry: Option<Arc<AvroDecoder>>,
 ) -> anyhow::Result<Sources> {
     let mut sources = Sources::default();
+    let lookup = crate::registry::Lookup::new(cfg)?.map(Arc::new);
     for t in topologies {
         for s in &t.sources {
             let decoder = Decoder::new(s.format, registry.clone().map(|r| (r, health.clone())))
-                .map_err(|e| anyhow::anyhow!("{}: source `{}`: {e}", t.file.display(), s.name))?;
+                .map_err(|e| anyhow::anyhow!("{}: source `{}`: {e}", t.file.display(), s.name))?
+                .with_lookup(lookup.clone());
             if s.format == Format::Avro && registry.is_none() {
                 anyhow::bail!(
                     "{}: source `{}` is avro but no [registry] is configured",
@@ -430,12 +488,7 @@ pub async fn build(
         .with_context(|| format!("creating state.dir {}", state_dir.display()))?;
     let exactly_once = cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce;
     // Under exactly-once the changelog topic is the log; RocksDB's own would write it twice.
-    let store = Arc::new(Store::open_with(
-        &state_dir,
-        cfg.state.block_cache_mb,
-        cfg.state.write_buffer_mb,
-        !exactly_once,
-    )?);
+    let store = Arc::new(open_store(cfg, &state_dir, exactly_once)?);
     let signal = Arc::new(RestoreSignal::default());
     let mut producer_base = base.clone();
     producer_base.set("partitioner", &cfg.kafka.partitioner);
@@ -603,6 +656,7 @@ pub async fn build(
             .map(|targets| super::until_end::UntilEnd::new(targets, internal_topics.clone())),
         last_fired: 0,
         max_key_bytes: cfg.engine.max_key_bytes.min(usize::MAX as u64) as usize,
+        state_dir: state_dir.clone(),
         time_bounds: crate::ingest::bounds::TimeBounds {
             max_skew_ms: cfg.engine.max_event_time_skew_ms.min(i64::MAX as u64) as i64,
             max_age_ms: match cfg.engine.max_event_age_ms {
@@ -613,6 +667,7 @@ pub async fn build(
         partition_checks: partition_checks(cfg, topologies, &partitions),
         max_read_ahead_ms: cfg.engine.max_read_ahead_ms as i64,
         paused: Default::default(),
+        held: Default::default(),
         last_idle_check: std::time::Instant::now() - Duration::from_secs(10),
         idle_check: None,
     })

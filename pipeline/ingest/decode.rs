@@ -19,6 +19,9 @@ pub enum Decoder {
     Avro {
         decoder: Arc<AvroDecoder>,
         health: Arc<Health>,
+        /// Asks the registry itself what a failed schema lookup means (None: the decoder's
+        /// own retriable flag decides).
+        lookup: Option<Arc<crate::registry::Lookup>>,
     },
 }
 
@@ -29,8 +32,26 @@ impl Decoder {
     ) -> Result<Self, String> {
         match (format, registry) {
             (Format::Json, _) => Ok(Decoder::Json),
-            (Format::Avro, Some((decoder, health))) => Ok(Decoder::Avro { decoder, health }),
+            (Format::Avro, Some((decoder, health))) => Ok(Decoder::Avro {
+                decoder,
+                health,
+                lookup: None,
+            }),
             (Format::Avro, None) => Err("an avro source needs [registry] in the config".into()),
+        }
+    }
+
+    /// Failed schema lookups are classified by asking the registry through `lookup`.
+    pub fn with_lookup(self, lookup: Option<Arc<crate::registry::Lookup>>) -> Self {
+        match self {
+            Decoder::Avro {
+                decoder, health, ..
+            } => Decoder::Avro {
+                decoder,
+                health,
+                lookup,
+            },
+            json => json,
         }
     }
 
@@ -46,7 +67,11 @@ impl Decoder {
         };
         match self {
             Decoder::Json => decode_json(bytes).map(|doc| Decoded { doc, writer: None }),
-            Decoder::Avro { decoder, health } => decode_avro(decoder, health, bytes).await,
+            Decoder::Avro {
+                decoder,
+                health,
+                lookup,
+            } => decode_avro(decoder, health, lookup.as_deref(), bytes).await,
         }
     }
 
@@ -91,6 +116,7 @@ pub fn schema_id(bytes: &[u8]) -> Result<u32, Rejection> {
 async fn decode_avro(
     decoder: &AvroDecoder,
     health: &Health,
+    lookup: Option<&crate::registry::Lookup>,
     bytes: &[u8],
 ) -> Result<Decoded, Rejection> {
     let id = schema_id(bytes)?;
@@ -108,14 +134,40 @@ async fn decode_avro(
                     "schema registry call for schema id {id} failed: {}",
                     e.error
                 ),
+                status: "unavailable".into(),
             });
         }
         Err(e) => {
-            health.set_registry_ok(true);
-            return Err(Rejection::bad(
-                ErrorClass::UnknownSchemaId,
-                format!("schema id {id} is not known to the registry: {}", e.error),
-            ));
+            // Not retriable to the decoder, which also says so of a 500, a 429, a 401 or a 403:
+            // only the registry saying the id does not exist (or a schema that is not Avro)
+            // makes the record bad. The decoder keeps such errors cached; they are cleared so
+            // the next try asks again.
+            use crate::registry::SchemaVerdict;
+            let verdict = match lookup {
+                Some(l) => l.classify(id).await,
+                None => SchemaVerdict::Missing(e.error.clone()),
+            };
+            match verdict {
+                SchemaVerdict::Missing(why) => {
+                    health.set_registry_ok(true);
+                    return Err(Rejection::bad(
+                        ErrorClass::UnknownSchemaId,
+                        format!("schema id {id} is not known to the registry: {why}"),
+                    ));
+                }
+                SchemaVerdict::Unparsable(why) => {
+                    health.set_registry_ok(true);
+                    return Err(Rejection::bad(ErrorClass::UnknownSchemaId, why));
+                }
+                SchemaVerdict::Transient(status, why) => {
+                    decoder.remove_errors_from_cache();
+                    health.set_registry_ok(false);
+                    return Err(Rejection::Transient {
+                        message: format!("schema id {id}: {why} ({})", e.error),
+                        status,
+                    });
+                }
+            }
         }
     };
     let decoded = decoder.decode(Some(bytes)).await.map_err(|e| {

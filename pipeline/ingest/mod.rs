@@ -22,7 +22,9 @@ pub enum Rejection {
     /// The record itself is bad: dead-letter it.
     Bad { class: ErrorClass, message: String },
     /// Something outside the record failed (the registry): retry, keep the position.
-    Transient { message: String },
+    /// `status`: what the registry answered, for counting retries (`timeout`, `connect`,
+    /// `http_500`, `http_429`, ...).
+    Transient { message: String, status: String },
 }
 
 impl Rejection {

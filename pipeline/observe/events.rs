@@ -85,6 +85,8 @@ pub struct RegistryUnavailable<'a> {
     pub partition: i32,
     pub offset: i64,
     pub error: &'a str,
+    /// What the registry answered (`unreachable`, `timeout`, `http_500`, `http_401`, ...).
+    pub status: &'a str,
     pub retry_in_ms: u64,
 }
 
@@ -95,12 +97,13 @@ impl RegistryUnavailable<'_> {
             partition = self.partition,
             offset = self.offset,
             error = self.error,
+            status = self.status,
             retry_in_ms = self.retry_in_ms,
-            "schema registry unavailable; holding position and retrying"
+            "schema registry unavailable; this partition holds its position and retries, the others go on"
         );
         METRICS
             .registry_errors
-            .with_label_values(&["unavailable"])
+            .with_label_values(&[self.status])
             .inc();
     }
 }
@@ -425,6 +428,25 @@ impl PartitioningMismatch<'_> {
             topic,
             summary = %self.alert.summary,
             "partitioning mismatch: workflow state of this topic lands on the wrong partitions"
+        );
+    }
+}
+
+/// A corrupt state store was moved aside and is rebuilt from the changelog.
+pub struct StateRecovered<'a> {
+    pub dir: &'a str,
+    pub aside: &'a str,
+    pub why: &'a str,
+}
+
+impl StateRecovered<'_> {
+    pub fn emit(&self) {
+        METRICS.state_recoveries.inc();
+        tracing::error!(
+            dir = self.dir,
+            moved_to = self.aside,
+            reason = self.why,
+            "state store corrupt: moved aside (kept for inspection) and rebuilt from the changelog as partitions are assigned"
         );
     }
 }

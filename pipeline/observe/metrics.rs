@@ -117,6 +117,7 @@ pub struct Metrics {
     pub own_lag_offsets: IntGauge,
     pub paused_partitions: IntGauge,
     pub http_refused: prometheus::IntCounter,
+    pub state_recoveries: prometheus::IntCounter,
     pub http_idle_closed: prometheus::IntCounter,
     pub partitioning_mismatches: IntCounterVec,
     pub own_lag_seconds: prometheus::Gauge,
@@ -149,7 +150,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     ),
     registry_errors: counter(
         "sightline_registry_errors_total",
-        "Failed calls to the schema registry that will be retried (outage, timeout).",
+        "Failed schema lookups that are retried, not dead-lettered, by what the registry answered (kind: unreachable, timeout, connect, http_500, http_429, http_401, http_403, ...).",
         &["kind"],
     ),
     kafka_errors: counter(
@@ -339,6 +340,14 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "sightline_partitioning_mismatches_total",
         "Keyed source topics found not partitioned by the correlation key with their configured partitioner (one per topic and process; the alert partitioning_mismatch says which partitioner fits).",
         &["topic"],
+    ),
+    state_recoveries: register(
+        "sightline_state_recoveries_total",
+        prometheus::IntCounter::new(
+            "sightline_state_recoveries_total",
+            "Corrupt state stores moved aside and rebuilt from the changelog.",
+        )
+        .expect("valid metric"),
     ),
     http_refused: register(
         "sightline_http_connections_refused_total",

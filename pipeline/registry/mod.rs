@@ -75,6 +75,20 @@ pub async fn reachable(cfg: &Config) -> bool {
     matches!(req.send().await, Ok(resp) if resp.status().is_success())
 }
 
+/// What the registry says of a schema id the decoder could not fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaVerdict {
+    /// The registry says the id does not exist (404 with error code 40403, as Confluent and
+    /// Apicurio's compatible API answer): the record is bad.
+    Missing(String),
+    /// The registry returned a schema that is not Avro: the record cannot be read.
+    Unparsable(String),
+    /// Anything else (5xx, 429, 401/403, timeouts, refused connections, a 404 that is not
+    /// "schema not found", a schema that reads fine now): hold and retry. The status, then
+    /// what to tell the operator.
+    Transient(String, String),
+}
+
 /// Looks up which subject and version a schema id is registered under
 /// (`GET /schemas/ids/{id}/versions`); used when a drift event names a writer schema. The
 /// decoder's lookup by id does not return them.
@@ -118,6 +132,72 @@ impl Lookup {
             client: client.build()?,
             auth,
         }))
+    }
+
+    /// Asks the registry itself about schema `id`, to tell a missing or broken schema (bad
+    /// input) from an outage, rate limiting or a credential problem (transient). The decoder's
+    /// own error does not say: it once dead-lettered every record on a 500, 429, 401 or 403.
+    pub async fn classify(&self, id: u32) -> SchemaVerdict {
+        let mut req = self.client.get(format!("{}/schemas/ids/{id}", self.url));
+        if let Some((user, password)) = &self.auth {
+            req = req.basic_auth(user, password.clone());
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return SchemaVerdict::Transient(
+                    "timeout".into(),
+                    format!("the registry did not answer in time: {e}"),
+                )
+            }
+            Err(e) => {
+                return SchemaVerdict::Transient(
+                    "connect".into(),
+                    format!("the registry cannot be reached: {e}"),
+                )
+            }
+        };
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let code = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error_code"].as_i64());
+        match status.as_u16() {
+            404 if code == Some(40403) => {
+                SchemaVerdict::Missing(format!("the registry has no schema with id {id}"))
+            }
+            200 => {
+                let schema = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["schema"].as_str().map(str::to_string));
+                match schema.map(|s| apache_avro::Schema::parse_str(&s)) {
+                    Some(Ok(_)) => SchemaVerdict::Transient(
+                        "recovered".into(),
+                        format!("schema {id} reads fine now; retrying"),
+                    ),
+                    Some(Err(e)) => SchemaVerdict::Unparsable(format!(
+                        "the registry's schema {id} is not a valid Avro schema: {e}"
+                    )),
+                    None => SchemaVerdict::Transient(
+                        "http_200_malformed".into(),
+                        format!("the registry answered schema {id} with a body that is not a schema ({} bytes); retrying", body.len()),
+                    ),
+                }
+            }
+            401 | 403 => SchemaVerdict::Transient(
+                format!("http_{}", status.as_u16()),
+                format!(
+                    "the registry refused the credentials ({status}); check registry.username and registry.password (or registry.password_file)"
+                ),
+            ),
+            s => SchemaVerdict::Transient(
+                format!("http_{s}"),
+                format!(
+                    "the registry answered {status}{}",
+                    if s == 404 { " without error code 40403 (is registry.url right?)" } else { "" }
+                ),
+            ),
+        }
     }
 
     /// The (subject, version) of schema `id`, preferring subject `<topic>-value`; None when the

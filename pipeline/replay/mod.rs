@@ -3,16 +3,22 @@
 //! - **Any dead-letter topic**: provenance comes from Sightline's, Kafka Connect's or Spring
 //!   Kafka's headers, or a mapping in config (`provenance.rs`).
 //! - **Selective**: time range, offset range, error class, original topic, key pattern, header.
-//! - **Idempotent**: a replay has an id. The records it sends and how far it got in each
-//!   dead-letter partition (the ledger, a compacted topic) commit in one Kafka transaction per
-//!   chunk, with `transactional.id = sightline-replay.<id>`. Re-running the id resumes after the
-//!   last committed chunk: a crash mid-way neither repeats nor skips a record, and a second
-//!   run of a finished id sends nothing. (Readers of the target topics must read committed.)
+//! - **Idempotent**: a replay has an id. The records it sends and the offsets of what it has
+//!   done in each dead-letter partition (the ledger, a compacted topic; `ledger.rs`) commit in
+//!   one Kafka transaction per chunk, with `transactional.id = sightline-replay.<id>`.
+//!   Re-running the id resumes where it left off: a crash mid-way neither repeats nor skips a
+//!   record, and a second run of a finished id sends nothing. The ledger holds only what was
+//!   sent (or skipped with `--skip`): a record the filter did not select stays pending. An id
+//!   is bound to its selection and target: re-running it with others is refused. (Readers of
+//!   the target topics must read committed.)
+//! - **Safe targets**: a target topic that does not exist is refused (a producer would make
+//!   the broker create it) unless `--create-target`.
 //! - **Bounded**: a rate limit in records/s; records already replayed `max_attempts` times are
 //!   skipped unless forced.
 //! - **Audited**: an audit event per run (operator, filter, counts, start and end) on
 //!   `replay.audit_topic`.
 
+pub mod ledger;
 pub mod provenance;
 
 use crate::config::Config;
@@ -56,6 +62,10 @@ pub struct Options {
     pub force: bool,
     pub filter: Filter,
     pub progress: bool,
+    /// Mark the selected dead letters done without sending them (they leave the depth).
+    pub skip: bool,
+    /// Create a target topic that does not exist (else the replay refuses it).
+    pub create_target: bool,
 }
 
 /// What a replay did.
@@ -70,6 +80,8 @@ pub struct Summary {
     pub skipped_no_target: i64,
     /// Dead letters earlier runs of this id already went through.
     pub done_before: i64,
+    /// Selected dead letters marked done without sending (`--skip`).
+    pub skipped_by_request: i64,
 }
 
 /// Per dead letter: is it taken, and where does it go?
@@ -148,13 +160,32 @@ fn ledger_key(id: &str, topic: &str, partition: i32) -> String {
     format!("{id}/{topic}/{partition}")
 }
 
-/// How far earlier runs of `id` got in each partition of `topic`: partition -> next offset.
+/// The ledger key of an id's selection (dead-letter topic, target, filter, skip).
+fn selection_key(id: &str) -> String {
+    format!("{id}/_selection")
+}
+
+/// What an id was first run with, as compared on later runs.
+fn selection(o: &Options) -> String {
+    serde_json::json!({
+        "from": o.from,
+        "to": o.to,
+        "filter": o.filter,
+        "skip": o.skip,
+    })
+    .to_string()
+}
+
+/// What earlier runs of `id` did: per partition of `topic`, the offsets done, and the
+/// selection the id was first run with.
+type LedgerState = (BTreeMap<i32, ledger::Ranges>, Option<String>);
+
 fn read_ledger(
     base: &ClientConfig,
     ledger: &str,
     id: &str,
     topic: &str,
-) -> anyhow::Result<BTreeMap<i32, i64>> {
+) -> anyhow::Result<LedgerState> {
     let mut c = crate::kafka::client::reader_config(base, &format!("sightline-replay-ledger-{id}"));
     c.set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
@@ -178,11 +209,13 @@ fn read_ledger(
         }
     }
     let mut out = BTreeMap::new();
+    let mut chosen = None;
     if open == 0 {
-        return Ok(out);
+        return Ok((out, chosen));
     }
     consumer.assign(&tpl)?;
     let prefix = format!("{id}/{topic}/");
+    let selection_key = selection_key(id);
     let deadline = Instant::now() + Duration::from_secs(60);
     while open > 0 {
         anyhow::ensure!(
@@ -192,14 +225,14 @@ fn read_ledger(
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(m)) => {
                 let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
-                if let Some(p) = key.and_then(|k| k.strip_prefix(&prefix)) {
-                    if let (Ok(p), Some(next)) = (
-                        p.parse::<i32>(),
-                        m.payload()
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .and_then(|v| v.parse::<i64>().ok()),
-                    ) {
-                        out.insert(p, next);
+                let value = m.payload().and_then(|v| std::str::from_utf8(v).ok());
+                if key == Some(selection_key.as_str()) {
+                    chosen = value.map(str::to_string);
+                } else if let Some(p) = key.and_then(|k| k.strip_prefix(&prefix)) {
+                    if let (Ok(p), Some(done)) =
+                        (p.parse::<i32>(), value.and_then(ledger::Ranges::parse))
+                    {
+                        out.insert(p, done);
                     }
                 }
             }
@@ -208,7 +241,7 @@ fn read_ledger(
             None => {}
         }
     }
-    Ok(out)
+    Ok((out, chosen))
 }
 
 /// Who runs the replay, for the audit trail.
@@ -327,7 +360,16 @@ fn replay_blocking(
 ) -> anyhow::Result<Summary> {
     let ledger = &cfg.replay.ledger_topic;
     // A dry run reads the ledger too: it shows what this id would still send.
-    let done = read_ledger(base, ledger, &o.id, &o.from)?;
+    let (mut done, chosen) = read_ledger(base, ledger, &o.id, &o.from)?;
+    let wanted = selection(o);
+    if let Some(before) = &chosen {
+        anyhow::ensure!(
+            *before == wanted,
+            "replay id `{}` was first run with another selection or target ({before}); this run asks for {wanted}. \
+             A replay id is bound to what it replays: choose a new --id",
+            o.id
+        );
+    }
     let mut c = crate::kafka::client::reader_config(base, &format!("sightline-replay-{}", o.id));
     c.set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
@@ -355,9 +397,11 @@ fn replay_blocking(
         let (low, high) = consumer.fetch_watermarks(&o.from, p, Duration::from_secs(10))?;
         let high = o.filter.until_offset.map_or(high, |u| u.min(high));
         let mut start = low.max(o.filter.from_offset.unwrap_or(low));
-        if let Some(&n) = done.get(&p) {
-            summary.done_before += (n.min(high) - start).max(0);
-            start = start.max(n);
+        if let Some(d) = done.get(&p) {
+            // What earlier runs did before the first record still to decide: records, counted.
+            let first = d.first_gap(start);
+            summary.done_before += d.covered(start, first.min(high));
+            start = first;
         }
         if start < high {
             ranges.insert(p, (start, high));
@@ -398,17 +442,31 @@ fn replay_blocking(
     consumer.assign(&tpl)?;
     let started = Instant::now();
     let mut open: BTreeMap<i32, i64> = ranges.iter().map(|(&p, &(_, e))| (p, e)).collect();
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    // Partitions whose done ranges changed since the last commit.
+    let mut dirty: std::collections::BTreeSet<i32> = Default::default();
+    let mut first_commit = chosen.is_none();
+    let mut targets_known: std::collections::HashSet<String> = Default::default();
     let mut chunk = 0usize;
     let mut chunk_started = Instant::now();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let commit = |p: &ThreadedProducer<DefaultProducerContext>,
-                  next: &BTreeMap<i32, i64>,
+                  done: &BTreeMap<i32, ledger::Ranges>,
+                  dirty: &std::collections::BTreeSet<i32>,
+                  first: bool,
                   last: bool|
      -> anyhow::Result<()> {
-        for (part, n) in next {
+        if first {
+            p.send(
+                BaseRecord::to(ledger)
+                    .key(&selection_key(&o.id))
+                    .payload(&wanted),
+            )
+            .map_err(|(e, _)| anyhow::anyhow!("writing the replay ledger: {e}"))?;
+        }
+        for part in dirty {
             let key = ledger_key(&o.id, &o.from, *part);
-            p.send(BaseRecord::to(ledger).key(&key).payload(&n.to_string()))
+            let value = done.get(part).map(|d| d.format()).unwrap_or_default();
+            p.send(BaseRecord::to(ledger).key(&key).payload(&value))
                 .map_err(|(e, _)| anyhow::anyhow!("writing the replay ledger: {e}"))?;
         }
         p.commit_transaction(Duration::from_secs(60))
@@ -436,14 +494,50 @@ fn replay_blocking(
             open.remove(&p);
             continue;
         }
-        summary.scanned += 1;
         bar.inc(1);
+        if done.get(&p).is_some_and(|d| d.contains(m.offset())) {
+            summary.done_before += 1;
+            if m.offset() + 1 >= end {
+                open.remove(&p);
+            }
+            continue;
+        }
+        summary.scanned += 1;
         let headers = provenance::owned_headers(&m);
         let (decision, prov) = selector.decide(&m, &headers);
+        let decision = match decision {
+            Decision::Send(target) if !o.skip && !targets_known.contains(&target) => {
+                if o.dry_run {
+                    // A dry run only says what a real run would refuse.
+                    if let Err(e) = ensure_target(&consumer, base, &target, false, cfg) {
+                        bar.suspend(|| println!("note: {e:#}"));
+                    }
+                } else {
+                    ensure_target(&consumer, base, &target, o.create_target, cfg)?;
+                }
+                targets_known.insert(target.clone());
+                Decision::Send(target)
+            }
+            other => other,
+        };
         match decision {
             Decision::Filtered => summary.filtered_out += 1,
             Decision::TooManyAttempts => summary.skipped_max_attempts += 1,
             Decision::NoTarget => summary.skipped_no_target += 1,
+            Decision::Send(_) if o.skip => {
+                summary.selected += 1;
+                if producer.is_some() {
+                    summary.skipped_by_request += 1;
+                    done.entry(p).or_default().insert(m.offset());
+                    dirty.insert(p);
+                } else {
+                    println!(
+                        "would skip {}[{p}]@{} (marked done, not sent)",
+                        o.from,
+                        m.offset()
+                    );
+                }
+            }
             Decision::Send(target) => {
                 summary.selected += 1;
                 if let Some(producer) = &producer {
@@ -488,6 +582,8 @@ fn replay_blocking(
                         .send(r)
                         .map_err(|(e, _)| anyhow::anyhow!("sending to `{target}`: {e}"))?;
                     summary.sent += 1;
+                    done.entry(p).or_default().insert(m.offset());
+                    dirty.insert(p);
                 } else {
                     let age = m
                         .timestamp()
@@ -519,25 +615,64 @@ fn replay_blocking(
                 }
             }
         }
-        next.insert(p, m.offset() + 1);
         if m.offset() + 1 >= end {
             open.remove(&p);
         }
         chunk += 1;
         if let Some(producer) = &producer {
             if chunk >= 1_000 || chunk_started.elapsed() > Duration::from_secs(1) {
-                commit(producer, &next, false)?;
-                next.clear();
+                commit(producer, &done, &dirty, first_commit, false)?;
+                first_commit = false;
+                dirty.clear();
                 chunk = 0;
                 chunk_started = Instant::now();
             }
         }
     }
     if let Some(producer) = &producer {
-        commit(producer, &next, true)?;
+        commit(producer, &done, &dirty, first_commit, true)?;
     }
     bar.finish_and_clear();
     Ok(summary)
+}
+
+/// Refuses a target topic that does not exist (a producer would make the broker create it,
+/// with the broker's defaults), unless `create` is set: then it is created.
+fn ensure_target(
+    consumer: &BaseConsumer<crate::kafka::client::EofIsNormal>,
+    base: &ClientConfig,
+    target: &str,
+    create: bool,
+    cfg: &Config,
+) -> anyhow::Result<()> {
+    let md = consumer
+        .fetch_metadata(Some(target), Duration::from_secs(10))
+        .with_context(|| format!("reading the metadata of the target `{target}`"))?;
+    let exists = md
+        .topics()
+        .first()
+        .is_some_and(|t| t.error().is_none() && !t.partitions().is_empty());
+    if exists {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        create,
+        "the target topic `{target}` does not exist; nothing was sent to it. Create it, or pass --create-target \
+         to have the replay create it ({} partitions, replication {})",
+        cfg.kafka.topics.partitions,
+        cfg.kafka.topics.replication_factor
+    );
+    let spec = crate::kafka::admin::TopicSpec {
+        name: target.to_string(),
+        partitions: cfg.kafka.topics.partitions,
+        replication_factor: cfg.kafka.topics.replication_factor,
+        configs: Vec::new(),
+    };
+    // On the replay's blocking thread, which may wait on the runtime.
+    tokio::runtime::Handle::current()
+        .block_on(crate::kafka::admin::ensure_topics(base, &[spec]))
+        .with_context(|| format!("creating the target topic `{target}`"))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -209,9 +209,13 @@ pub fn restore(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 // The end of what is committed: the position is the next offset to restore.
                 if let Ok(pos) = consumer.position() {
-                    if let Some(o) = pos
-                        .find_partition(changelog, p)
-                        .and_then(|e| e.offset().to_raw())
+                    if let Some(o) =
+                        pos.find_partition(changelog, p)
+                            .and_then(|e| match e.offset() {
+                                // Only a real offset is a position (Invalid: none yet).
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            })
                     {
                         let n = next.entry(p).or_insert(o);
                         *n = (*n).max(o);

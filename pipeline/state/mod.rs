@@ -54,6 +54,42 @@ pub enum StateError {
     Io(#[from] rocksdb::Error),
 }
 
+impl StateError {
+    /// RocksDB found its files corrupt (a bad block, a broken manifest): local state cannot be
+    /// trusted, but the changelog can rebuild it.
+    pub fn is_corruption(&self) -> bool {
+        let (StateError::Open { source, .. } | StateError::Io(source)) = self;
+        source.kind() == rocksdb::ErrorKind::Corruption
+    }
+}
+
+/// A file in a state dir that says its store was found corrupt: the next open moves the dir
+/// aside instead of reading it.
+pub const CORRUPT_MARKER: &str = "SIGHTLINE-STATE-CORRUPT";
+
+/// Marks the state dir at `dir` as corrupt, with the reason, for the next open.
+pub fn mark_corrupt(dir: &Path, why: &str) {
+    let _ = std::fs::write(dir.join(CORRUPT_MARKER), why);
+}
+
+/// Moves the state dir at `dir` aside (kept for inspection) and returns where it went.
+pub fn quarantine(dir: &Path) -> std::io::Result<std::path::PathBuf> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let mut aside = dir.with_file_name(format!("{name}.corrupt-{stamp}"));
+    let mut n = 1;
+    while aside.exists() {
+        aside = dir.with_file_name(format!("{name}.corrupt-{stamp}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(dir, &aside)?;
+    std::fs::create_dir_all(dir)?;
+    Ok(aside)
+}
+
 /// One write, for [`Store::write`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {

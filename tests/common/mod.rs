@@ -668,25 +668,34 @@ impl OrderToCash {
 
     /// The SLA events (outcome, count) the run must produce.
     pub fn expected_sla(&self, orders: usize) -> Vec<(String, usize)> {
-        let n = |f: &str| self.plan.faults.get(f).map_or(0, Vec::len);
-        let started = orders - n("orphan");
-        vec![
-            ("CANCELLED".into(), n("cancelled")),
-            (
-                "COMPLETED".into(),
-                started
-                    - n("cancelled")
-                    - n("missing_payment")
-                    - n("missing_invoice")
-                    - n("missing_shipment"),
-            ),
-            (
-                "EXPIRED".into(),
-                n("missing_payment") + n("missing_invoice") + n("missing_shipment") + n("orphan"),
-            ),
-            ("STEP_LATE".into(), n("late_shipment") + n("late_invoice")),
-        ]
+        expected_sla(&self.plan.faults, orders)
     }
+}
+
+/// The SLA events (outcome, count) `orders` orders of the generator's traffic with these faults
+/// must produce.
+pub fn expected_sla(
+    faults: &sightline::demo::generator::Faults,
+    orders: usize,
+) -> Vec<(String, usize)> {
+    let n = |f: &str| faults.get(f).map_or(0, Vec::len);
+    let started = orders - n("orphan");
+    vec![
+        ("CANCELLED".into(), n("cancelled")),
+        (
+            "COMPLETED".into(),
+            started
+                - n("cancelled")
+                - n("missing_payment")
+                - n("missing_invoice")
+                - n("missing_shipment"),
+        ),
+        (
+            "EXPIRED".into(),
+            n("missing_payment") + n("missing_invoice") + n("missing_shipment") + n("orphan"),
+        ),
+        ("STEP_LATE".into(), n("late_shipment") + n("late_invoice")),
+    ]
 }
 
 impl OrderToCash {
@@ -722,31 +731,37 @@ impl OrderToCash {
             total,
             Duration::from_secs(300),
         );
-        let mut ids: Vec<String> = Vec::new();
-        let mut by_outcome = std::collections::BTreeMap::<String, usize>::new();
-        for r in &sla {
-            let s: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-            *by_outcome
-                .entry(s["outcome"].as_str().unwrap().to_string())
-                .or_default() += 1;
-            ids.push(s["sla_id"].as_str().unwrap().to_string());
-        }
-        ids.sort();
-        let n = ids.len();
-        ids.dedup();
-        println!(
-            "{label}: SLA events: {total} expected, {n} on the topic: {} lost, {} duplicated",
-            total.saturating_sub(ids.len()),
-            n - ids.len()
-        );
-        assert_eq!(n, ids.len(), "{label}: duplicated SLA events");
-        assert_eq!(
-            by_outcome.into_iter().collect::<Vec<_>>(),
-            want_sla,
-            "{label}"
-        );
+        assert_sla_outcomes(&sla, want_sla, label);
         alerts
     }
+}
+
+/// Asserts that the SLA records `sla` (JSON) are each once and, by outcome, exactly `want`.
+pub fn assert_sla_outcomes(sla: &[Read], want_sla: Vec<(String, usize)>, label: &str) {
+    let total: usize = want_sla.iter().map(|(_, n)| n).sum();
+    let mut ids: Vec<String> = Vec::new();
+    let mut by_outcome = std::collections::BTreeMap::<String, usize>::new();
+    for r in sla {
+        let s: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+        *by_outcome
+            .entry(s["outcome"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        ids.push(s["sla_id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    println!(
+        "{label}: SLA events: {total} expected, {n} on the topic: {} lost, {} duplicated",
+        total.saturating_sub(ids.len()),
+        n - ids.len()
+    );
+    assert_eq!(n, ids.len(), "{label}: duplicated SLA events");
+    assert_eq!(
+        by_outcome.into_iter().collect::<Vec<_>>(),
+        want_sla,
+        "{label}"
+    );
 }
 
 /// Partition numbers of `topic` a Sightline log says the instance holds at its end (assigns
@@ -915,4 +930,35 @@ pub fn committed_records_between(topic: &str, p: i32, from: i64, to: i64) -> u64
             _ => {}
         }
     }
+}
+
+/// Forwards one HTTP request to `upstream` (path and query kept) and answers with its response:
+/// the body of the tests' registry proxies.
+pub async fn forward_http(
+    upstream: &str,
+    method: axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let url = format!(
+        "{upstream}{}",
+        uri.path_and_query().map_or("", |q| q.as_str())
+    );
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .body(body.to_vec());
+    if let Some(ct) = headers.get("content-type") {
+        req = req.header("content-type", ct.as_bytes());
+    }
+    let resp = req.send().await.expect("the registry answers");
+    let status = axum::http::StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let body = resp.bytes().await.unwrap_or_default();
+    (status, [("content-type", ct)], body).into_response()
 }

@@ -57,7 +57,13 @@ impl Workflow {
         if let Some(p) = problems.first() {
             return Err(p.message.clone());
         }
-        let index = |n: &str| spec.steps.iter().position(|s| s.name == n);
+        let positions: std::collections::HashMap<&str, usize> = spec
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let index = |n: &str| positions.get(n).copied();
         let steps: Vec<Step> = spec
             .steps
             .iter()
