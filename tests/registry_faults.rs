@@ -2,7 +2,8 @@
 //! real registry. A 500, 429, 401, 403, 503 or a malformed answer for a schema Sightline has not
 //! fetched yet holds that partition's position (nothing dead-lettered, /readyz 503) while a JSON
 //! source keeps flowing; when the registry answers again the records are read. A schema id the
-//! registry really does not have is still dead-lettered at once, as `unknown_schema_id`.
+//! registry really does not have is still dead-lettered at once, as `unknown_schema_id`; a body
+//! with bytes after its datum is `avro_decode_failed`, and a schema id of another subject is named.
 
 mod common;
 
@@ -192,6 +193,19 @@ async fn only_a_missing_schema_is_bad_input_and_json_flows_meanwhile() {
         Some("unknown_schema_id")
     );
 
+    // Trailing bytes after a valid datum: corrupt, not quietly decoded.
+    let id77 = sightline::registry::register_avro(&settings, &format!("{avro}-value"), &schema(77))
+        .await
+        .unwrap();
+    let mut corrupt = payment(77, id77, 0);
+    corrupt.extend_from_slice(b"junk");
+    common::produce(&producer, &avro, "k", &corrupt).await;
+    let decode_failed = format!(
+        "sightline_records_dead_lettered_total{{class=\"avro_decode_failed\",topic=\"{avro}\"}}"
+    );
+    sl.wait_metric(&decode_failed, 1, Duration::from_secs(60))
+        .await;
+
     // A schema id of another subject: the dead letter says so, not only "missing field".
     let other = common::unique("other");
     // A namespace of its own: the registry gives identical schemas one id, and names the first
@@ -217,9 +231,21 @@ async fn only_a_missing_schema_is_bad_input_and_json_flows_meanwhile() {
         ],
     );
     common::produce(&producer, &avro, "k", &value).await;
-    let dlq = common::read_topic(&format!("{avro}.dlq"), 2, Duration::from_secs(30));
-    assert_eq!(dlq.len(), 2);
-    let message = dlq[1].header("sightline.error.message").unwrap_or_default();
+    let dlq = common::read_topic(&format!("{avro}.dlq"), 3, Duration::from_secs(30));
+    assert_eq!(dlq.len(), 3);
+    assert_eq!(
+        dlq[1].header("sightline.error.class"),
+        Some("avro_decode_failed")
+    );
+    assert!(
+        dlq[1]
+            .header("sightline.error.message")
+            .unwrap_or_default()
+            .contains("4 bytes after the datum"),
+        "{:?}",
+        dlq[1].header("sightline.error.message")
+    );
+    let message = dlq[2].header("sightline.error.message").unwrap_or_default();
     assert!(
         message.contains(&format!("registered under subject `{other}-value`")),
         "{message}"

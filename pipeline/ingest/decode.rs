@@ -179,6 +179,20 @@ async fn decode_avro(
             ),
         )
     })?;
+    // The decoder reads one datum and ignores what follows: a body with bytes after it is not a
+    // whole record (a corrupt or concatenated write).
+    let body = &bytes[5..];
+    if let Ok(n) = super::avro_len::datum_len(&writer.parsed, body) {
+        if n < body.len() {
+            return Err(Rejection::bad(
+                ErrorClass::AvroDecodeFailed,
+                format!(
+                    "the Avro body has {} bytes after the datum of writer schema {id} ({n} bytes); the record is corrupt or two writes ran together",
+                    body.len() - n
+                ),
+            ));
+        }
+    }
     let doc = serde_json::Value::try_from(decoded.value).map_err(|e| {
         Rejection::bad(
             ErrorClass::AvroDecodeFailed,

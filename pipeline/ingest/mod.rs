@@ -5,6 +5,7 @@
 //! Failures come back as a [`Rejection`]: `Bad` records go to the dead-letter topic, `Transient`
 //! ones (registry down) are retried in place and never dead-lettered.
 
+pub mod avro_len;
 pub mod bounds;
 pub mod decode;
 pub mod event;
