@@ -13,11 +13,9 @@ const MAX_DEPTH: usize = 1_000;
 /// The named types of `schema`, for its references.
 fn names<'a>(schema: &'a Schema, out: &mut HashMap<&'a Name, &'a Schema>) {
     match schema {
-        Schema::Record(r) => {
-            if out.insert(&r.name, schema).is_none() {
-                for f in &r.fields {
-                    names(&f.schema, out);
-                }
+        Schema::Record(r) if out.insert(&r.name, schema).is_none() => {
+            for f in &r.fields {
+                names(&f.schema, out);
             }
         }
         Schema::Enum(e) => {
