@@ -388,24 +388,7 @@ fn story(key: usize) -> impl Strategy<Value = Vec<Event>> {
 /// Feeds the interleaving chosen by `picks` (per-key order kept) with a watermark that trails
 /// the max event time by `lateness`, then flushes the clock to the end of time.
 fn run(stories: &[Vec<Event>], picks: &[usize], lateness: i64) -> Sim {
-    let w = wf();
-    let mut sim = Sim::default();
-    let mut next = vec![0usize; stories.len()];
-    let mut max_t = i64::MIN;
-    let mut p = picks.iter().cycle();
-    while next.iter().zip(stories).any(|(n, s)| *n < s.len()) {
-        let mut k = *p.next().unwrap() % stories.len();
-        while next[k] >= stories[k].len() {
-            k = (k + 1) % stories.len();
-        }
-        let e = stories[k][next[k]].clone();
-        next[k] += 1;
-        max_t = max_t.max(e.event_time_ms);
-        sim.feed(&w, e);
-        sim.advance(&w, max_t - lateness);
-    }
-    sim.advance(&w, i64::MAX / 2);
-    sim
+    run_on(&wf(), stories, picks, lateness)
 }
 
 fn sorted(sim: &Sim) -> Vec<(String, String, String)> {
@@ -513,6 +496,9 @@ fn any_order_story(key: usize) -> impl Strategy<Value = Vec<Event>> {
         })
 }
 
+/// Feeds the interleaving chosen by `picks` (each story's own order kept) to `w` with a
+/// watermark that trails the max event time by `lateness`, then flushes the clock to the end of
+/// time.
 fn run_on(w: &Workflow, stories: &[Vec<Event>], picks: &[usize], lateness: i64) -> Sim {
     let mut sim = Sim::default();
     let mut next = vec![0usize; stories.len()];
