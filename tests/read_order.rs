@@ -126,37 +126,17 @@ impl Estate {
                 records.sort_by_key(|(i, r)| (partition(*i, r), rank(r.topic)))
             }
         }
-        let producer: rdkafka::producer::FutureProducer = common::client()
-            .set("linger.ms", "20")
-            .set("batch.num.messages", "10000")
-            .set("partitioner", "murmur2_random")
-            .create()
-            .unwrap();
-        let mut pending = Vec::new();
-        for (i, r) in records {
-            let t = topic(r.topic);
-            let key = kafka_key(i, r);
-            let value = if r.topic == generator::INVOICES {
+        common::produce_all(records.into_iter().map(|(i, r)| common::Outgoing {
+            topic: topic(r.topic),
+            key: kafka_key(i, r),
+            value: if r.topic == generator::INVOICES {
                 invoice_avro(&invoice_schema, invoice_id, &r.value)
             } else {
                 r.value.clone()
-            };
-            let mut rec = rdkafka::producer::FutureRecord::<str, [u8]>::to(&t)
-                .payload(&value)
-                .partition(partition(i, r));
-            if let Some(k) = &key {
-                rec = rec.key(k.as_str());
-            }
-            pending.push(producer.send_result(rec).map_err(|(e, _)| e).unwrap());
-            if pending.len() >= 20_000 {
-                for p in pending.drain(..) {
-                    p.await.unwrap().unwrap();
-                }
-            }
-        }
-        for p in pending {
-            p.await.unwrap().unwrap();
-        }
+            },
+            partition: Some(partition(i, r)),
+        }))
+        .await;
         Estate {
             setup,
             plan,

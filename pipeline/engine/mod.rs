@@ -653,39 +653,11 @@ impl Engine {
 
         // Contract and drift: at most one drift event per new writer schema or violation kind.
         let now_ms = chrono::Utc::now().timestamp_millis();
-        if event.key.len() > self.max_key_bytes {
-            let why = format!(
-                "the correlation key is {} bytes, more than engine.max_key_bytes ({}) allows (it starts `{}`); \
-                 fix the source's key mapping, or raise the bound",
-                event.key.len(),
-                self.max_key_bytes,
-                event.key.chars().take(40).collect::<String>()
-            );
+        // A mapped event can still be bad input: a key too long to copy into state and every
+        // alert, or an absurd event time, which would move the clock for good.
+        if let Some((class, why)) = self.out_of_bounds(&event, rec.timestamp_ms, now_ms) {
             return self
-                .dead_letter(
-                    topic,
-                    &rec,
-                    &headers,
-                    crate::deadletter::ErrorClass::KeyTooLong,
-                    why,
-                    shutdown,
-                )
-                .await;
-        }
-        // An absurd event time is bad input: it would move the clock for good.
-        if let Err(why) = self
-            .time_bounds
-            .check(event.event_time_ms, rec.timestamp_ms, now_ms)
-        {
-            return self
-                .dead_letter(
-                    topic,
-                    &rec,
-                    &headers,
-                    crate::deadletter::ErrorClass::EventTimeOutOfRange,
-                    why,
-                    shutdown,
-                )
+                .dead_letter(topic, &rec, &headers, class, why, shutdown)
                 .await;
         }
         let outcome = match (&decoded.writer, &source.contract) {
@@ -1225,6 +1197,33 @@ impl Engine {
                 *at = now + Duration::from_secs(3600);
             }
         }
+    }
+
+    /// Why a mapped event is bad input after all (its key is over `engine.max_key_bytes`, or
+    /// its event time outside the bounds around its record's time); None when it is fine.
+    fn out_of_bounds(
+        &self,
+        event: &Event,
+        record_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Option<(crate::deadletter::ErrorClass, String)> {
+        use crate::deadletter::ErrorClass;
+        if event.key.len() > self.max_key_bytes {
+            return Some((
+                ErrorClass::KeyTooLong,
+                format!(
+                    "the correlation key is {} bytes, more than engine.max_key_bytes ({}) allows (it starts `{}`); \
+                     fix the source's key mapping, or raise the bound",
+                    event.key.len(),
+                    self.max_key_bytes,
+                    event.key.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+        self.time_bounds
+            .check(event.event_time_ms, record_ms, now_ms)
+            .err()
+            .map(|why| (ErrorClass::EventTimeOutOfRange, why))
     }
 
     /// What a failed state store read or write means: corruption under exactly-once marks the

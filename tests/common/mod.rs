@@ -619,30 +619,13 @@ impl OrderToCash {
 
         let now = chrono::Utc::now().timestamp_millis();
         let plan = generator::generate(seed, orders, now - 20 * 86_400_000, now, 0);
-        // The Java client's partitioner, as Sightline is configured to expect (it checks).
-        let producer: rdkafka::producer::FutureProducer = client()
-            .set("linger.ms", "20")
-            .set("batch.num.messages", "10000")
-            .set("partitioner", "murmur2_random")
-            .create()
-            .unwrap();
-        let mut pending = Vec::new();
-        for r in &plan.records {
-            let t = topic(r.topic);
-            let mut rec = rdkafka::producer::FutureRecord::<str, [u8]>::to(&t).payload(&r.value);
-            if let Some(k) = &r.key {
-                rec = rec.key(k.as_str());
-            }
-            pending.push(producer.send_result(rec).map_err(|(e, _)| e).unwrap());
-            if pending.len() >= 20_000 {
-                for p in pending.drain(..) {
-                    p.await.unwrap().unwrap();
-                }
-            }
-        }
-        for p in pending {
-            p.await.unwrap().unwrap();
-        }
+        produce_all(plan.records.iter().map(|r| Outgoing {
+            topic: topic(r.topic),
+            key: r.key.clone(),
+            value: r.value.clone(),
+            partition: None,
+        }))
+        .await;
         OrderToCash {
             setup,
             plan,
@@ -961,4 +944,43 @@ pub async fn forward_http(
         .unwrap_or_default();
     let body = resp.bytes().await.unwrap_or_default();
     (status, [("content-type", ct)], body).into_response()
+}
+
+/// One record for [`produce_all`].
+pub struct Outgoing {
+    pub topic: String,
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    /// Where it goes; None: the partitioner decides.
+    pub partition: Option<i32>,
+}
+
+/// Produces every record, in order, with the Java client's partitioner (murmur2, as Sightline
+/// is configured to expect; it checks), and waits for every acknowledgement.
+pub async fn produce_all(records: impl IntoIterator<Item = Outgoing>) {
+    let producer: rdkafka::producer::FutureProducer = client()
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
+    let mut pending = Vec::new();
+    for r in records {
+        let mut rec = rdkafka::producer::FutureRecord::<str, [u8]>::to(&r.topic).payload(&r.value);
+        if let Some(k) = &r.key {
+            rec = rec.key(k.as_str());
+        }
+        if let Some(p) = r.partition {
+            rec = rec.partition(p);
+        }
+        pending.push(producer.send_result(rec).map_err(|(e, _)| e).unwrap());
+        if pending.len() >= 20_000 {
+            for p in pending.drain(..) {
+                p.await.unwrap().unwrap();
+            }
+        }
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
 }
