@@ -1,6 +1,8 @@
 //! Decode-and-map throughput, records/s, for JSON and for Confluent-framed Avro with schemas from
 //! the real registry (deploy/local/stack start). Single-threaded, in-process: this is the cost of
-//! ingest itself, without Kafka.
+//! ingest itself, without Kafka. Each format runs twice: by projection (the engine's path: only
+//! the mapped fields are read) and through the whole document (the generic path). The records
+//! carry two fields no mapping names (order lines and a note), as real events do.
 //!
 //!     cargo bench --bench ingest                 # 200k records each
 //!     SIGHTLINE_BENCH_RECORDS=1000000 cargo bench --bench ingest
@@ -16,7 +18,10 @@ use std::time::Instant;
 
 const SCHEMA: &str = r#"{"type":"record","name":"ShipmentDispatched","namespace":"bench","fields":[
   {"name":"type","type":"string"},{"name":"event_id","type":"string"},{"name":"order_id","type":"string"},
-  {"name":"occurred_at","type":"long"},{"name":"carrier","type":"string"},{"name":"warehouse","type":"string"}]}"#;
+  {"name":"occurred_at","type":"long"},{"name":"carrier","type":"string"},{"name":"warehouse","type":"string"},
+  {"name":"lines","type":{"type":"array","items":{"type":"record","name":"Line","fields":[
+     {"name":"sku","type":"string"},{"name":"qty","type":"int"},{"name":"price","type":"double"}]}}},
+  {"name":"note","type":["null","string"],"default":null}]}"#;
 
 fn spec(format: &str) -> SourceSpec {
     serde_yaml::from_str(&format!(
@@ -26,7 +31,17 @@ fn spec(format: &str) -> SourceSpec {
     .unwrap()
 }
 
-async fn run(name: &str, decoder: &Decoder, mapper: &Mapper, records: &[Vec<u8>]) {
+async fn one(by_projection: bool, decoder: &Decoder, mapper: &Mapper, rec: &RawRecord<'_>) -> bool {
+    if by_projection {
+        let d = decoder.read(rec.value, mapper.projection(), false).await.expect("decodes");
+        mapper.map_fields(&d.fields, rec).is_ok()
+    } else {
+        let d = decoder.decode(rec.value).await.expect("decodes");
+        mapper.map(&d.doc, rec).is_ok()
+    }
+}
+
+async fn run(name: &str, by_projection: bool, decoder: &Decoder, mapper: &Mapper, records: &[Vec<u8>]) {
     // Warm up (the first Avro record fetches its schema from the registry).
     for r in records.iter().take(1000) {
         let rec = RawRecord {
@@ -38,8 +53,7 @@ async fn run(name: &str, decoder: &Decoder, mapper: &Mapper, records: &[Vec<u8>]
             value: Some(r),
             headers: &[],
         };
-        let d = decoder.decode(rec.value).await.expect("decodes");
-        mapper.map(&d.doc, &rec).expect("maps");
+        assert!(one(by_projection, decoder, mapper, &rec).await, "maps");
     }
     let start = Instant::now();
     let mut ok = 0usize;
@@ -53,13 +67,12 @@ async fn run(name: &str, decoder: &Decoder, mapper: &Mapper, records: &[Vec<u8>]
             value: Some(r),
             headers: &[],
         };
-        let d = decoder.decode(rec.value).await.expect("decodes");
-        ok += mapper.map(&d.doc, &rec).is_ok() as usize;
+        ok += one(by_projection, decoder, mapper, &rec).await as usize;
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(ok, records.len());
     println!(
-        "{name:<22} {:>9} records  {:>8.3} s  {:>10.0} records/s  {:>6.2} µs/record",
+        "{name:<32} {:>9} records  {:>8.3} s  {:>10.0} records/s  {:>6.2} µs/record",
         records.len(),
         secs,
         records.len() as f64 / secs,
@@ -84,13 +97,15 @@ fn main() {
         let json: Vec<Vec<u8>> = (0..n)
             .map(|i| {
                 format!(
-                    r#"{{"type":"shipment_dispatched","event_id":"e-{i}","order_id":"O-{i:08}","occurred_at":"2026-11-23T10:00:00.{:03}Z","carrier":"dhl","warehouse":"ams1"}}"#,
+                    r#"{{"type":"shipment_dispatched","event_id":"e-{i}","order_id":"O-{i:08}","occurred_at":"2026-11-23T10:00:00.{:03}Z","carrier":"dhl","warehouse":"ams1","lines":[{{"sku":"SKU-1","qty":2,"price":9.95}},{{"sku":"SKU-22","qty":1,"price":120.0}}],"note":"leave at the door"}}"#,
                     i % 1000
                 )
                 .into_bytes()
             })
             .collect();
-        run("json", &Decoder::Json, &Mapper::new(&spec("json")), &json).await;
+        let json_mapper = Mapper::new(&spec("json"));
+        run("json, by projection", true, &Decoder::Json, &json_mapper, &json).await;
+        run("json, whole document", false, &Decoder::Json, &json_mapper, &json).await;
 
         let settings = SrSettings::new(registry.clone());
         let id = match sightline::registry::register_avro(&settings, "sightline-bench-ingest-value", SCHEMA).await {
@@ -110,6 +125,11 @@ fn main() {
                     ("occurred_at".into(), AvroValue::Long(1_795_000_000_000 + i as i64)),
                     ("carrier".into(), AvroValue::String("dhl".into())),
                     ("warehouse".into(), AvroValue::String("ams1".into())),
+                    ("lines".into(), AvroValue::Array(vec![
+                        AvroValue::Record(vec![("sku".into(), AvroValue::String("SKU-1".into())), ("qty".into(), AvroValue::Int(2)), ("price".into(), AvroValue::Double(9.95))]),
+                        AvroValue::Record(vec![("sku".into(), AvroValue::String("SKU-22".into())), ("qty".into(), AvroValue::Int(1)), ("price".into(), AvroValue::Double(120.0))]),
+                    ])),
+                    ("note".into(), AvroValue::Union(1, Box::new(AvroValue::String("leave at the door".into())))),
                 ]);
                 let mut out = vec![0u8];
                 out.extend_from_slice(&id.to_be_bytes());
@@ -118,6 +138,8 @@ fn main() {
             })
             .collect();
         let decoder = Decoder::new(Format::Avro, Some((Arc::new(AvroDecoder::new(settings)), Health::new()))).unwrap();
-        run("avro (registry)", &decoder, &Mapper::new(&spec("avro")), &avro).await;
+        let avro_mapper = Mapper::new(&spec("avro"));
+        run("avro (registry), by projection", true, &decoder, &avro_mapper, &avro).await;
+        run("avro (registry), whole document", false, &decoder, &avro_mapper, &avro).await;
     });
 }

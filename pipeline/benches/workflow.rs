@@ -599,8 +599,9 @@ async fn decode_floor(id: &str, prefix: &str, inputs: &[&str], records: usize) -
                 value: m.payload(),
                 headers: &[],
             };
-            if let Ok(d) = decoder.decode(rec.value).await {
-                mapped += mappers[rec.topic].map(&d.doc, &rec).is_ok() as usize;
+            let mapper = &mappers[rec.topic];
+            if let Ok(d) = decoder.read(rec.value, mapper.projection(), false).await {
+                mapped += mapper.map_fields(&d.fields, &rec).is_ok() as usize;
             }
         }
     }

@@ -397,10 +397,10 @@ async fn sample_partitioning(config: &Path, ts: &[Topology]) -> (Vec<String>, Ve
                     value: r.3.as_deref(),
                     headers: &headers,
                 };
-                let Ok(decoded) = ingest.decoder.decode(rec.value).await else {
+                let Ok(decoded) = ingest.read(&rec).await else {
                     continue;
                 };
-                if let Ok(ev) = ingest.mapper.map(&decoded.doc, &rec) {
+                if let Ok(ev) = ingest.mapper.map_fields(&decoded.fields, &rec) {
                     sample.add(hash, &ev.key, r.0, partitions);
                 }
             }

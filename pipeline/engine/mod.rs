@@ -605,7 +605,7 @@ impl Engine {
         RecordConsumed { topic }.emit();
         let headers = crate::ingest::borrowed_headers(msg);
         let rec = RawRecord::of(msg, &headers);
-        let decoded = match source.decoder.decode(rec.value).await {
+        let decoded = match source.read(&rec).await {
             Ok(d) => d,
             Err(Rejection::Bad { class, message }) => {
                 return self
@@ -629,7 +629,7 @@ impl Engine {
         }
 
         // A record that cannot be mapped is poison: dead-lettered, not counted as drift.
-        let event = match source.mapper.map(&decoded.doc, &rec) {
+        let event = match source.mapper.map_fields(&decoded.fields, &rec) {
             Ok(event) => event,
             Err(Rejection::Bad { class, mut message }) => {
                 // A writer schema of another subject explains a missing field: say so.
@@ -690,7 +690,8 @@ impl Engine {
                 }
             }
             (None, Some(contract)) => {
-                let violations = crate::contracts::json::check(&decoded.doc, &contract.schema);
+                let doc = decoded.doc.as_ref().expect("a JSON contract reads the document");
+                let violations = crate::contracts::json::check(doc, &contract.schema);
                 for v in &violations {
                     let field = if v.kind == ViolationKind::UnknownField {
                         "_unknown_"

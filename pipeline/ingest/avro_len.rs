@@ -8,29 +8,32 @@ use std::collections::HashMap;
 
 /// Nesting deeper than this (a recursive schema over hostile data) is an error, not a stack
 /// overflow.
-const MAX_DEPTH: usize = 1_000;
+pub(crate) const MAX_DEPTH: usize = 1_000;
+
+/// Named types by name, for a schema's references.
+pub(crate) type Names = HashMap<Name, Schema>;
 
 /// The named types of `schema`, for its references.
-fn names<'a>(schema: &'a Schema, out: &mut HashMap<&'a Name, &'a Schema>) {
+pub(crate) fn names(schema: &Schema, out: &mut Names) {
     match schema {
-        Schema::Record(r) if out.insert(&r.name, schema).is_none() => {
+        Schema::Record(r) if out.insert(r.name.clone(), schema.clone()).is_none() => {
             for f in &r.fields {
                 names(&f.schema, out);
             }
         }
         Schema::Enum(e) => {
-            out.insert(&e.name, schema);
+            out.insert(e.name.clone(), schema.clone());
         }
         Schema::Fixed(f) | Schema::Duration(f) => {
-            out.insert(&f.name, schema);
+            out.insert(f.name.clone(), schema.clone());
         }
         Schema::Decimal(d) => {
             if let InnerDecimalSchema::Fixed(f) = &d.inner {
-                out.insert(&f.name, schema);
+                out.insert(f.name.clone(), schema.clone());
             }
         }
         Schema::Uuid(UuidSchema::Fixed(f)) => {
-            out.insert(&f.name, schema);
+            out.insert(f.name.clone(), schema.clone());
         }
         Schema::Array(a) => names(&a.items, out),
         Schema::Map(m) => names(&m.types, out),
@@ -43,13 +46,13 @@ fn names<'a>(schema: &'a Schema, out: &mut HashMap<&'a Name, &'a Schema>) {
     }
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(crate) struct Cursor<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl Cursor<'_> {
-    fn skip(&mut self, n: usize) -> Result<(), String> {
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), String> {
         if self.bytes.len() - self.at < n {
             return Err(format!("the body ends {n} bytes short at byte {}", self.at));
         }
@@ -58,7 +61,7 @@ impl Cursor<'_> {
     }
 
     /// A zig-zag varint (int or long).
-    fn long(&mut self) -> Result<i64, String> {
+    pub(crate) fn long(&mut self) -> Result<i64, String> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = *self
@@ -74,15 +77,15 @@ impl Cursor<'_> {
         Err(format!("a number longer than 10 bytes at byte {}", self.at))
     }
 
-    fn length(&mut self) -> Result<usize, String> {
+    pub(crate) fn length(&mut self) -> Result<usize, String> {
         let n = self.long()?;
         usize::try_from(n).map_err(|_| format!("a negative length {n} at byte {}", self.at))
     }
 }
 
-fn skip<'a>(
-    schema: &'a Schema,
-    names: &HashMap<&'a Name, &'a Schema>,
+pub(crate) fn skip(
+    schema: &Schema,
+    names: &Names,
     c: &mut Cursor<'_>,
     depth: usize,
 ) -> Result<(), String> {
@@ -154,7 +157,7 @@ fn skip<'a>(
 
 /// Array and map blocks: a count, then that many items (a negative count is followed by the
 /// block's size in bytes), until a count of 0.
-fn blocks(
+pub(crate) fn blocks(
     c: &mut Cursor<'_>,
     mut item: impl FnMut(&mut Cursor<'_>) -> Result<(), String>,
 ) -> Result<(), String> {

@@ -1,12 +1,31 @@
-//! Bytes to document. Both formats end as a `serde_json::Value`, so one mapper serves both.
+//! Bytes to fields. [`Decoder::read`] reads only what a mapping names ([`super::project`]); the
+//! generic [`Decoder::decode`] builds the whole document (a `serde_json::Value`, for JSON and for
+//! Avro alike), for the JSON contract check, for UUIDs on a named path, and as the oracle the
+//! projections are tested against.
 
 use super::Rejection;
 use crate::deadletter::ErrorClass;
 use crate::observe::health::Health;
 use crate::topology::Format;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
+use super::avro_project::Plan;
+use super::project::{Fields, Projection};
+use dashmap::DashMap;
 use schema_registry_converter::avro_common::AvroSchema;
 use std::sync::Arc;
+
+/// A record read by projection: the fields its mapping names, for Avro the writer schema, and
+/// the whole document only when it was asked for.
+pub struct Read {
+    pub fields: Fields,
+    pub writer: Option<Arc<AvroSchema>>,
+    pub doc: Option<serde_json::Value>,
+}
+
+/// Writer schemas and their compiled plans by (projection, writer schema id); no plan: the
+/// generic decoder serves that schema. A schema id's schema never changes, so neither does its
+/// plan: after the first record, a record costs one map lookup before its bytes are read.
+type Plans = DashMap<(u64, u32), (Arc<AvroSchema>, Option<Arc<Plan>>)>;
 
 /// A decoded record: the document, and for Avro the writer schema it was written with.
 pub struct Decoded {
@@ -22,6 +41,7 @@ pub enum Decoder {
         /// Asks the registry itself what a failed schema lookup means (None: the decoder's
         /// own retriable flag decides).
         lookup: Option<Arc<crate::registry::Lookup>>,
+        plans: Arc<Plans>,
     },
 }
 
@@ -36,6 +56,7 @@ impl Decoder {
                 decoder,
                 health,
                 lookup: None,
+                plans: Arc::default(),
             }),
             (Format::Avro, None) => Err("an avro source needs [registry] in the config".into()),
         }
@@ -45,33 +66,110 @@ impl Decoder {
     pub fn with_lookup(self, lookup: Option<Arc<crate::registry::Lookup>>) -> Self {
         match self {
             Decoder::Avro {
-                decoder, health, ..
+                decoder,
+                health,
+                plans,
+                ..
             } => Decoder::Avro {
                 decoder,
                 health,
                 lookup,
+                plans,
             },
             json => json,
         }
     }
 
+    /// The whole document (the generic path).
     pub async fn decode(&self, value: Option<&[u8]>) -> Result<Decoded, Rejection> {
-        let bytes = match value {
-            Some(b) if !b.is_empty() => b,
-            _ => {
-                return Err(Rejection::bad(
-                    ErrorClass::EmptyPayload,
-                    "the record has no value",
-                ))
-            }
-        };
+        let bytes = present(value)?;
         match self {
             Decoder::Json => decode_json(bytes).map(|doc| Decoded { doc, writer: None }),
             Decoder::Avro {
                 decoder,
                 health,
                 lookup,
-            } => decode_avro(decoder, health, lookup.as_deref(), bytes).await,
+                ..
+            } => {
+                let writer = writer_schema(decoder, health, lookup.as_deref(), bytes).await?;
+                decode_avro(decoder, writer, bytes).await
+            }
+        }
+    }
+
+    /// The fields `projection` names, read from the bytes; with `whole`, the document too.
+    pub async fn read(
+        &self,
+        value: Option<&[u8]>,
+        projection: &Projection,
+        whole: bool,
+    ) -> Result<Read, Rejection> {
+        let bytes = present(value)?;
+        match self {
+            Decoder::Json if whole => decode_json(bytes).map(|doc| Read {
+                fields: projection.of_value(&doc),
+                writer: None,
+                doc: Some(doc),
+            }),
+            Decoder::Json => match projection.json(bytes) {
+                Ok(Some(fields)) => Ok(Read {
+                    fields,
+                    writer: None,
+                    doc: None,
+                }),
+                Ok(None) => Err(not_an_object()),
+                Err(e) => Err(not_json(e)),
+            },
+            Decoder::Avro {
+                decoder,
+                health,
+                lookup,
+                plans,
+            } => {
+                let id = schema_id(bytes)?;
+                let known = plans.get(&(projection.id, id)).map(|e| e.clone());
+                let (writer, plan) = match known {
+                    Some(known) => known,
+                    None => {
+                        let writer =
+                            writer_schema(decoder, health, lookup.as_deref(), bytes).await?;
+                        let plan = Plan::compile(&writer.parsed, projection).map(Arc::new);
+                        plans.insert((projection.id, id), (writer.clone(), plan.clone()));
+                        (writer, plan)
+                    }
+                };
+                let Some(plan) = plan else {
+                    let d = decode_avro(decoder, writer, bytes).await?;
+                    return Ok(Read {
+                        fields: projection.of_value(&d.doc),
+                        writer: d.writer,
+                        doc: whole.then_some(d.doc),
+                    });
+                };
+                let body = &bytes[5..];
+                let (fields, n) = plan.read(body).map_err(|e| {
+                    Rejection::bad(
+                        ErrorClass::AvroDecodeFailed,
+                        format!(
+                            "the Avro body does not decode with writer schema {}: {}",
+                            writer.id, e.0
+                        ),
+                    )
+                })?;
+                if n < body.len() {
+                    return Err(trailing(writer.id, body.len(), n));
+                }
+                let doc = if whole {
+                    Some(decode_avro(decoder, writer.clone(), bytes).await?.doc)
+                } else {
+                    None
+                };
+                Ok(Read {
+                    fields,
+                    writer: Some(writer),
+                    doc,
+                })
+            }
         }
     }
 
@@ -84,17 +182,45 @@ impl Decoder {
     }
 }
 
+fn present(value: Option<&[u8]>) -> Result<&[u8], Rejection> {
+    match value {
+        Some(b) if !b.is_empty() => Ok(b),
+        _ => Err(Rejection::bad(
+            ErrorClass::EmptyPayload,
+            "the record has no value",
+        )),
+    }
+}
+
+fn not_an_object() -> Rejection {
+    Rejection::bad(
+        ErrorClass::InvalidJson,
+        "the value is JSON but not an object",
+    )
+}
+
+fn not_json(e: serde_json::Error) -> Rejection {
+    Rejection::bad(
+        ErrorClass::InvalidJson,
+        format!("the value is not JSON: {e}"),
+    )
+}
+
+fn trailing(id: u32, body: usize, n: usize) -> Rejection {
+    Rejection::bad(
+        ErrorClass::AvroDecodeFailed,
+        format!(
+            "the Avro body has {} bytes after the datum of writer schema {id} ({n} bytes); the record is corrupt or two writes ran together",
+            body - n
+        ),
+    )
+}
+
 pub fn decode_json(bytes: &[u8]) -> Result<serde_json::Value, Rejection> {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
-        Ok(_) => Err(Rejection::bad(
-            ErrorClass::InvalidJson,
-            "the value is JSON but not an object",
-        )),
-        Err(e) => Err(Rejection::bad(
-            ErrorClass::InvalidJson,
-            format!("the value is not JSON: {e}"),
-        )),
+        Ok(_) => Err(not_an_object()),
+        Err(e) => Err(not_json(e)),
     }
 }
 
@@ -113,12 +239,13 @@ pub fn schema_id(bytes: &[u8]) -> Result<u32, Rejection> {
     Ok(u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]))
 }
 
-async fn decode_avro(
+/// The record's writer schema, from the registry (cached by the decoder).
+async fn writer_schema(
     decoder: &AvroDecoder,
     health: &Health,
     lookup: Option<&crate::registry::Lookup>,
     bytes: &[u8],
-) -> Result<Decoded, Rejection> {
+) -> Result<Arc<AvroSchema>, Rejection> {
     let id = schema_id(bytes)?;
     // The schema first, so that "registry down" and "no such schema" are told apart from a
     // corrupt body. The decoder caches schemas; this costs nothing after the first record.
@@ -170,6 +297,16 @@ async fn decode_avro(
             }
         }
     };
+    Ok(writer)
+}
+
+/// The whole Avro document, by apache-avro's decoder.
+async fn decode_avro(
+    decoder: &AvroDecoder,
+    writer: Arc<AvroSchema>,
+    bytes: &[u8],
+) -> Result<Decoded, Rejection> {
+    let id = writer.id;
     let decoded = decoder.decode(Some(bytes)).await.map_err(|e| {
         Rejection::bad(
             ErrorClass::AvroDecodeFailed,
@@ -184,13 +321,7 @@ async fn decode_avro(
     let body = &bytes[5..];
     if let Ok(n) = super::avro_len::datum_len(&writer.parsed, body) {
         if n < body.len() {
-            return Err(Rejection::bad(
-                ErrorClass::AvroDecodeFailed,
-                format!(
-                    "the Avro body has {} bytes after the datum of writer schema {id} ({n} bytes); the record is corrupt or two writes ran together",
-                    body.len() - n
-                ),
-            ));
+            return Err(trailing(id, body.len(), n));
         }
     }
     let doc = serde_json::Value::try_from(decoded.value).map_err(|e| {

@@ -1,43 +1,31 @@
-//! Document to event: finds the type, key, id, time and dimensions a source declares.
+//! Fields to event: finds the type, key, id, time and dimensions a source declares. Field paths
+//! are compiled once into slots of a [`Projection`]; the decoders read only those.
 
+use super::project::{Fields, Projection, Scalar};
 use super::{Coordinates, Event, RawRecord, Rejection};
 use crate::deadletter::ErrorClass;
-use crate::topology::{SourceSpec, TimeFormat, TimeSpec, ValueFrom};
+use crate::topology::{SourceSpec, TimeFormat, ValueFrom};
 use serde_json::Value;
 use std::sync::Arc;
 
 pub struct Mapper {
     source: Arc<str>,
     topic: Arc<str>,
-    event_type: ValueFrom,
-    key: ValueFrom,
-    event_id: Option<ValueFrom>,
-    event_time: TimeSpec,
-    dimensions: Vec<(Arc<str>, Vec<String>)>,
+    event_type: Part,
+    key: Part,
+    event_id: Option<Part>,
+    event_time: Option<(usize, String)>,
+    time_format: TimeFormat,
+    dimensions: Vec<(Arc<str>, usize)>,
+    projection: Projection,
 }
 
-fn path(p: &str) -> Vec<String> {
-    p.split('.').map(str::to_string).collect()
-}
-
-fn lookup<'v>(doc: &'v Value, path: &[String]) -> Option<&'v Value> {
-    let mut cur = doc;
-    for part in path {
-        cur = cur.as_object()?.get(part)?;
-    }
-    match cur {
-        Value::Null => None,
-        v => Some(v),
-    }
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+/// Where one part of the event comes from, field paths compiled to projection slots.
+enum Part {
+    Field(usize),
+    Header(String),
+    Fixed(String),
+    KafkaKey,
 }
 
 fn header<'a>(rec: &RawRecord<'a>, name: &str) -> Option<&'a [u8]> {
@@ -50,50 +38,96 @@ fn header<'a>(rec: &RawRecord<'a>, name: &str) -> Option<&'a [u8]> {
 
 impl Mapper {
     pub fn new(spec: &SourceSpec) -> Self {
+        let mut projection = Projection::new();
+        let mut part = |from: &ValueFrom| match from {
+            ValueFrom::Field(p) => Part::Field(projection.slot(p)),
+            ValueFrom::Header(h) => Part::Header(h.clone()),
+            ValueFrom::Fixed(v) => Part::Fixed(v.clone()),
+            ValueFrom::KafkaKey => Part::KafkaKey,
+        };
+        let event_type = part(&spec.event_type);
+        let key = part(&spec.key);
+        let event_id = spec.event_id.as_ref().map(&mut part);
+        let event_time = spec
+            .event_time
+            .field
+            .as_ref()
+            .map(|f| (projection.slot(f), f.clone()));
+        let dimensions = spec
+            .dimensions
+            .iter()
+            .map(|(k, v)| (Arc::from(k.as_str()), projection.slot(v)))
+            .collect();
         Mapper {
             source: Arc::from(spec.name.as_str()),
             topic: Arc::from(spec.topic.as_str()),
-            event_type: spec.event_type.clone(),
-            key: spec.key.clone(),
-            event_id: spec.event_id.clone(),
-            event_time: spec.event_time.clone(),
-            dimensions: spec
-                .dimensions
-                .iter()
-                .map(|(k, v)| (Arc::from(k.as_str()), path(v)))
-                .collect(),
+            event_type,
+            key,
+            event_id,
+            event_time,
+            time_format: spec.event_time.format,
+            dimensions,
+            projection,
         }
     }
 
-    fn find(&self, from: &ValueFrom, doc: &Value, rec: &RawRecord<'_>) -> Option<String> {
-        match from {
-            ValueFrom::Field(p) => lookup(doc, &path(p)).and_then(scalar),
-            ValueFrom::Header(h) => header(rec, h).map(|v| String::from_utf8_lossy(v).into_owned()),
-            ValueFrom::Fixed(v) => Some(v.clone()),
-            ValueFrom::KafkaKey => rec.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+    /// The fields this mapping reads from a record.
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    fn find(part: &Part, fields: &Fields, rec: &RawRecord<'_>) -> Option<String> {
+        match part {
+            Part::Field(slot) => fields[*slot].as_ref().and_then(Scalar::text),
+            Part::Header(h) => header(rec, h).map(|v| String::from_utf8_lossy(v).into_owned()),
+            Part::Fixed(v) => Some(v.clone()),
+            Part::KafkaKey => rec.key.map(|k| String::from_utf8_lossy(k).into_owned()),
         }
         .filter(|s| !s.is_empty())
     }
 
+    fn describe(&self, part: &Part) -> String {
+        match part {
+            Part::Field(slot) => format!("field `{}`", self.projection.path(*slot)),
+            Part::Header(h) => format!("header `{h}`"),
+            Part::Fixed(_) => "a fixed value".into(),
+            Part::KafkaKey => "the Kafka key".into(),
+        }
+    }
+
+    /// Maps a decoded document (the generic path).
     pub fn map(&self, doc: &Value, rec: &RawRecord<'_>) -> Result<Event, Rejection> {
-        let event_type = self.find(&self.event_type, doc, rec).ok_or_else(|| {
+        self.map_fields(&self.projection.of_value(doc), rec)
+    }
+
+    /// Maps the fields read by this mapping's projection.
+    pub fn map_fields(&self, fields: &Fields, rec: &RawRecord<'_>) -> Result<Event, Rejection> {
+        let event_type = Self::find(&self.event_type, fields, rec).ok_or_else(|| {
             Rejection::bad(
                 ErrorClass::MissingEventType,
-                format!("no event type at {}", describe(&self.event_type)),
+                format!("no event type at {}", self.describe(&self.event_type)),
             )
         })?;
-        let key = self.find(&self.key, doc, rec).ok_or_else(|| {
+        let key = Self::find(&self.key, fields, rec).ok_or_else(|| {
             Rejection::bad(
                 ErrorClass::MissingKey,
-                format!("no correlation key at {}", describe(&self.key)),
+                format!("no correlation key at {}", self.describe(&self.key)),
             )
         })?;
-        let event_id = self.event_id.as_ref().and_then(|f| self.find(f, doc, rec));
-        let event_time_ms = self.event_time(doc, rec)?;
+        let event_id = self
+            .event_id
+            .as_ref()
+            .and_then(|f| Self::find(f, fields, rec));
+        let event_time_ms = self.event_time(fields, rec)?;
         let dimensions = self
             .dimensions
             .iter()
-            .filter_map(|(label, p)| lookup(doc, p).and_then(scalar).map(|v| (label.clone(), v)))
+            .filter_map(|(label, slot)| {
+                fields[*slot]
+                    .as_ref()
+                    .and_then(Scalar::text)
+                    .map(|v| (label.clone(), v))
+            })
             .collect();
         let traceparent =
             header(rec, "traceparent").map(|v| String::from_utf8_lossy(v).into_owned());
@@ -118,8 +152,8 @@ impl Mapper {
         })
     }
 
-    fn event_time(&self, doc: &Value, rec: &RawRecord<'_>) -> Result<i64, Rejection> {
-        let Some(field) = &self.event_time.field else {
+    fn event_time(&self, fields: &Fields, rec: &RawRecord<'_>) -> Result<i64, Rejection> {
+        let Some((slot, field)) = &self.event_time else {
             return rec.timestamp_ms.ok_or_else(|| {
                 Rejection::bad(
                     ErrorClass::MissingEventTime,
@@ -127,36 +161,27 @@ impl Mapper {
                 )
             });
         };
-        let v = lookup(doc, &path(field)).ok_or_else(|| {
+        let v = fields[*slot].as_ref().ok_or_else(|| {
             Rejection::bad(
                 ErrorClass::MissingEventTime,
                 format!("no event time at field `{field}`"),
             )
         })?;
-        parse_time(v, self.event_time.format).ok_or_else(|| {
+        parse_time(v, self.time_format).ok_or_else(|| {
             Rejection::bad(
                 ErrorClass::InvalidEventTime,
                 format!(
                     "event time at field `{field}` is not {}: {}",
-                    match self.event_time.format {
+                    match self.time_format {
                         TimeFormat::Auto => "an RFC 3339 string or epoch milliseconds",
                         TimeFormat::Rfc3339 => "an RFC 3339 string",
                         TimeFormat::EpochMillis => "epoch milliseconds",
                         TimeFormat::EpochSeconds => "epoch seconds",
                     },
-                    truncate(&v.to_string(), 64)
+                    truncate(&v.shown(), 64)
                 ),
             )
         })
-    }
-}
-
-fn describe(from: &ValueFrom) -> String {
-    match from {
-        ValueFrom::Field(p) => format!("field `{p}`"),
-        ValueFrom::Header(h) => format!("header `{h}`"),
-        ValueFrom::Fixed(_) => "a fixed value".into(),
-        ValueFrom::KafkaKey => "the Kafka key".into(),
     }
 }
 
@@ -168,26 +193,27 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Parses an event time to epoch ms.
-pub fn parse_time(v: &Value, format: TimeFormat) -> Option<i64> {
+/// Parses a read event time to epoch ms.
+pub fn parse_time(v: &Scalar, format: TimeFormat) -> Option<i64> {
     let rfc3339 = |s: &str| {
         chrono::DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| t.timestamp_millis())
     };
     match (format, v) {
-        (TimeFormat::Auto | TimeFormat::Rfc3339, Value::String(s)) => rfc3339(s),
-        (TimeFormat::Auto | TimeFormat::EpochMillis, Value::Number(n)) => n.as_i64(),
-        (TimeFormat::EpochSeconds, Value::Number(n)) => {
+        (TimeFormat::Auto | TimeFormat::Rfc3339, Scalar::Str(s)) => rfc3339(s),
+        (TimeFormat::Auto | TimeFormat::EpochMillis, Scalar::Num(n)) => n.as_i64(),
+        (TimeFormat::EpochSeconds, Scalar::Num(n)) => {
             n.as_i64().and_then(|s| s.checked_mul(1000))
         }
-        (TimeFormat::EpochMillis, Value::String(s)) => s.parse().ok(),
-        (TimeFormat::EpochSeconds, Value::String(s)) => {
+        (TimeFormat::EpochMillis, Scalar::Str(s)) => s.parse().ok(),
+        (TimeFormat::EpochSeconds, Scalar::Str(s)) => {
             s.parse::<i64>().ok().and_then(|s| s.checked_mul(1000))
         }
         _ => None,
     }
 }
+
 
 #[cfg(test)]
 mod tests {
