@@ -1,12 +1,14 @@
 //! Dead-letter topics as a monitored signal: depth (records not yet replayed), the age of the
 //! oldest of them, and the rate of new ones, against the thresholds of the topology's
-//! `monitors.dead_letters`. An alert fires when a threshold is crossed and resolves when the
-//! measure is back under it. Pure: the poller (engine/deadletters.rs) passes measurements.
+//! `monitors.dead_letters`. Each measurement gives every configured check's alert at its level
+//! now: FIRING over the threshold, RESOLVED under it; [`crate::detectors::levels`] makes the
+//! changes news (fires when a threshold is crossed, resolves when the measure is back under it).
+//! Pure: the poller (engine/deadletters.rs) passes measurements.
 
 use crate::outputs::alert::StreamAlert;
 use crate::outputs::{AlertStatus, Output};
 use crate::topology::monitor::DeadLetterSpec;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// One dead-letter topic, measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,23 +24,18 @@ pub struct TopicStats {
 
 pub struct DeadLetterWatch {
     monitors: Vec<DeadLetterSpec>,
-    /// (monitor, topic, kind) firing now.
-    firing: BTreeSet<(String, String, &'static str)>,
 }
 
 impl DeadLetterWatch {
     pub fn new(monitors: Vec<DeadLetterSpec>) -> Self {
-        DeadLetterWatch {
-            monitors,
-            firing: BTreeSet::new(),
-        }
+        DeadLetterWatch { monitors }
     }
 
     pub fn is_empty(&self) -> bool {
         self.monitors.is_empty()
     }
 
-    /// Alerts for thresholds crossed or back under since the last call.
+    /// Every check's alert at its level now.
     pub fn observe(&mut self, stats: &[TopicStats], now_ms: i64) -> Vec<Output> {
         let mut out = Vec::new();
         for m in &self.monitors {
@@ -76,16 +73,6 @@ impl DeadLetterWatch {
                 ];
                 for (kind, over, what) in checks {
                     let Some(over) = over else { continue };
-                    let id = (m.name.clone(), s.topic.clone(), kind);
-                    let was = self.firing.contains(&id);
-                    if over == was {
-                        continue;
-                    }
-                    if over {
-                        self.firing.insert(id);
-                    } else {
-                        self.firing.remove(&id);
-                    }
                     let monitor = format!("{}/{}/{kind}", m.name, s.topic);
                     out.push(Output::Alert(
                         StreamAlert {
@@ -132,6 +119,7 @@ mod tests {
         )
         .unwrap();
         let mut w = DeadLetterWatch::new(vec![spec]);
+        let mut levels = crate::detectors::levels::Levels::default();
         let stats = |depth, oldest| {
             vec![TopicStats {
                 topic: "shop.orders.dlq".into(),
@@ -140,8 +128,10 @@ mod tests {
                 per_minute: 0.0,
             }]
         };
-        let ids = |o: Vec<Output>| -> Vec<(String, AlertStatus)> {
-            o.into_iter()
+        let mut ids = |o: Vec<Output>| -> Vec<(String, AlertStatus)> {
+            levels
+                .announce(o)
+                .into_iter()
                 .map(|o| match o {
                     Output::Alert(a) => (a.dedupe_id, a.status),
                     _ => unreachable!(),

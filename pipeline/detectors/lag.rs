@@ -32,6 +32,19 @@ pub enum LagStatus {
 }
 
 impl LagStatus {
+    pub fn parse(s: &str) -> Option<LagStatus> {
+        [
+            LagStatus::Ok,
+            LagStatus::Rewind,
+            LagStatus::Warn,
+            LagStatus::Err,
+            LagStatus::Stall,
+            LagStatus::Stop,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LagStatus::Ok => "OK",

@@ -7,6 +7,7 @@
 //! - [`freshness`]: streams that fall silent beyond their quiet period.
 //! - [`age`]: events too old on arrival; periodic age percentiles.
 //! - [`lag`]: consumer-lag status per group over a sliding window (Burrow's rules).
+//! - [`levels`]: side-monitor conditions measured at every poll, announced when they change.
 //! - [`partitioning`]: a source said to be keyed by the correlation key whose records sit
 //!   where another partitioner put them.
 
@@ -15,6 +16,7 @@ pub mod deadletter;
 pub mod drift;
 pub mod freshness;
 pub mod lag;
+pub mod levels;
 pub mod partitioning;
 pub mod workflow;
 

@@ -7,6 +7,11 @@
 //! output the first time it sees its id and remembers the id in its changelogged state (`meta`,
 //! `announced/` · partition · id), so later claims of the same news, from any instance or
 //! from a restart, are dropped.
+//!
+//! The side monitors (lag, dead-letter watch) run on every member, but only the owner of the
+//! announce topic's partition 0 emits what they find: their conditions' announced levels are in
+//! that partition's state ([`level_key`]), so a change is announced once for the group, and not
+//! again by a successor or after a restart.
 
 use crate::outputs::{Alert, Output, SchemaDrift};
 use crate::state::{Op, CF_META};
@@ -70,6 +75,20 @@ pub fn announced_key(partition: i32, out: &Output) -> Vec<u8> {
     k.extend_from_slice(id.as_bytes());
     k
 }
+
+/// The state key of the level last announced for a side monitor's condition
+/// ([`crate::detectors::levels`]). The side monitors' outputs belong to the owner of the announce
+/// topic's partition 0, so their levels live in partition 0's state and move with it.
+pub fn level_key(condition: &str) -> Vec<u8> {
+    let mut k = PREFIX.to_vec();
+    k.extend_from_slice(&SIDE_MONITORS_PARTITION.to_be_bytes());
+    k.extend_from_slice(b"level/");
+    k.extend_from_slice(condition.as_bytes());
+    k
+}
+
+/// The announce topic partition whose owner emits the side monitors' outputs.
+pub const SIDE_MONITORS_PARTITION: u32 = 0;
 
 /// The write that remembers an announcement.
 pub fn remember(key: Vec<u8>) -> Op {

@@ -115,8 +115,9 @@ impl LagTracker {
         }
     }
 
-    /// Feeds one poll's samples, updates the metrics, and returns the events of the groups whose
-    /// status changed.
+    /// Feeds one poll's samples, updates the metrics, and returns every group's event at this
+    /// poll: its status now, and the one it had at the previous poll. Which of them are news is
+    /// decided where the announced statuses are kept ([`crate::detectors::levels`]).
     pub fn evaluate(
         &mut self,
         now: i64,
@@ -203,11 +204,7 @@ impl LagTracker {
                 .with_label_values(&[group])
                 .set(status_code(status));
             let track = self.groups.get_mut(group).expect("inserted above");
-            let changed = match track.status {
-                None => status != LagStatus::Ok,
-                Some(prev) => prev != status,
-            };
-            if changed {
+            {
                 events.push(LagEvent {
                     event_id: format!("{group}/{now}"),
                     group: group.clone(),
@@ -615,6 +612,7 @@ mod tests {
     #[test]
     fn an_event_is_written_only_when_the_group_status_changes() {
         let mut t = LagTracker::new(3);
+        let mut levels = crate::detectors::levels::Levels::default();
         let mut statuses = Vec::new();
         // Committed stays at 10 while the high watermark grows: OK (too few samples), STALL
         // once the window is full, STOP once the last commit is older than the window.
@@ -623,7 +621,13 @@ mod tests {
             let highs = HashMap::from([(tp(), 20 + i)]);
             t.observe_highs(now, &highs);
             let committed = BTreeMap::from([("g".to_string(), HashMap::from([(tp(), 10)]))]);
-            for e in t.evaluate(now, &committed, &highs) {
+            let polled: Vec<Output> = t
+                .evaluate(now, &committed, &highs)
+                .into_iter()
+                .map(Output::Lag)
+                .collect();
+            for o in levels.announce(polled) {
+                let Output::Lag(e) = o else { unreachable!() };
                 statuses.push((e.previous_status, e.status, e.partitions[0].lag_offsets));
             }
         }

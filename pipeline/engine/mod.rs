@@ -1389,9 +1389,21 @@ impl Engine {
                 batch.outputs.append(&mut marks);
                 self.freshness.tick(wall, &mut batch.outputs);
                 self.age.tick(wall, &mut batch.outputs);
+                let mut polled = Vec::new();
                 if let Some(rx) = &mut self.side_outputs {
                     while let Ok(out) = rx.try_recv() {
-                        batch.outputs.push(out);
+                        polled.push(out);
+                    }
+                }
+                if !polled.is_empty() && self.owns_side_monitors() {
+                    for out in polled {
+                        match self.announce_level(out, &batch) {
+                            Ok((news, write)) => {
+                                batch.outputs.extend(news);
+                                batch.extra_ops.extend(write);
+                            }
+                            Err(e) => return self.store_failed(e),
+                        }
                     }
                 }
             }
@@ -1412,6 +1424,54 @@ impl Engine {
                 other => return other,
             }
         }
+    }
+
+    /// Whether this member emits the side monitors' outputs: it owns the announce topic's
+    /// partition 0 (see [`announce::level_key`]). The others drop what their monitors find.
+    fn owns_side_monitors(&self) -> bool {
+        let owner = self.consumer.assignment().is_ok_and(|tpl| {
+            tpl.find_partition(
+                &self.announce_topic,
+                announce::SIDE_MONITORS_PARTITION as i32,
+            )
+            .is_some()
+        });
+        crate::observe::metrics::METRICS
+            .side_monitors_owner
+            .set(owner as i64);
+        owner
+    }
+
+    /// A side monitor's output, if its condition's level is news against the level kept
+    /// (staged in this batch, or in state); and the write that remembers a new level.
+    fn announce_level(
+        &self,
+        out: crate::outputs::Output,
+        batch: &Batch,
+    ) -> Result<(Option<crate::outputs::Output>, Option<crate::state::Op>), crate::state::StateError>
+    {
+        use crate::detectors::levels;
+        let Some((id, level)) = levels::condition(&out) else {
+            return Ok((Some(out), None));
+        };
+        let k = announce::level_key(&id);
+        let staged = batch.extra_ops.iter().rev().find_map(|op| match op {
+            crate::state::Op::Put(cf, key, v) if *cf == crate::state::CF_META && *key == k => {
+                Some(v.clone())
+            }
+            _ => None,
+        });
+        let last = match staged {
+            Some(v) => Some(v),
+            None => self.store.get(crate::state::CF_META, &k)?,
+        };
+        let last = last.and_then(|v| String::from_utf8(v).ok());
+        let write = levels::remember(last.as_deref(), level).then(|| {
+            crate::state::Op::Put(crate::state::CF_META, k, level.as_bytes().to_vec())
+        });
+        let news = levels::is_news(last.as_deref(), level)
+            .then(|| levels::after(out, last.as_deref()));
+        Ok((news, write))
     }
 
     async fn dead_letter(

@@ -89,6 +89,7 @@ pub struct Metrics {
     pub sla_events: IntCounterVec,
     pub timers_fired: IntCounterVec,
     pub assigned_partitions: IntGauge,
+    pub side_monitors_owner: IntGauge,
     pub ready: IntGauge,
     pub event_age: HistogramVec,
     pub batch_handling: Histogram,
@@ -201,6 +202,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     assigned_partitions: gauge(
         "sightline_assigned_partitions",
         "Input partitions currently assigned to this instance.",
+    ),
+    side_monitors_owner: gauge(
+        "sightline_side_monitors_owner",
+        "1 on the one member of the group that emits the lag monitor's and the dead-letter watch's outputs (the owner of the announce topic's partition 0), 0 on the others.",
     ),
     ready: gauge(
         "sightline_ready",
