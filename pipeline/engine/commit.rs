@@ -6,11 +6,13 @@
 //!   state write are produced, the input offsets are sent to the transaction with the consumer's
 //!   group metadata (KIP-447: a zombie from an older generation is fenced by the broker), and
 //!   the transaction commits. Only then is local RocksDB written, in one atomic write with the
-//!   changelog checkpoint. Any transaction error aborts and stops the engine with an error; a
-//!   restart resumes from the last committed transaction (crash-only recovery: the restarted
-//!   instance's `init_transactions` fences what is left of the old one).
+//!   changelog checkpoint. A transaction error ([`TxnError`]) that is abortable aborts, and the
+//!   engine reads again from the last commit (or, when its producer cannot go on, is rebuilt
+//!   with new clients, whose `init_transactions` fences what is left of the old ones); a fatal
+//!   one (fenced by a newer producer with the same `transactional.id`) stops the engine.
 //! - **at_least_once**: outputs are acknowledged, then state is written, then offsets stored.
 
+use super::errors::{Stop, TxnError};
 use super::workflows::Batch;
 use super::{Engine, Outcome};
 use crate::config::Guarantee;
@@ -38,14 +40,10 @@ impl Engine {
                 self.in_transaction = true;
                 Outcome::Done
             }
-            Err(e) => {
-                let why = describe("beginning a Kafka transaction", &e);
-                if why.starts_with(FATAL) {
-                    Outcome::Fatal(why)
-                } else {
-                    Outcome::Restart(why)
-                }
-            }
+            Err(e) => match TxnError::of("beginning a Kafka transaction", e) {
+                err if err.is_abortable() => Outcome::Restart(err.to_string()),
+                err => Outcome::Fatal(Stop::Transaction(err)),
+            },
         }
     }
 
@@ -85,7 +83,7 @@ impl Engine {
         if !batch.is_empty() {
             if let Err(e) = self.store.write(&batch.ops()) {
                 tracing::error!(error = %e, "state store write failed; stopping");
-                return Outcome::Fatal(e.to_string());
+                return Outcome::Fatal(Stop::Store(e));
             }
         }
         Outcome::Done
@@ -121,7 +119,7 @@ impl Engine {
             }
             match self.producer.send_result(record) {
                 Ok(d) => outputs.push((out, topic, d)),
-                Err((e, _)) => return self.abort(format!("producing to {topic}: {e}")).await,
+                Err((e, _)) => return self.abort(TxnError::of(format!("producing to {topic}"), e)).await,
             }
         }
         // The changelog of every state write.
@@ -140,7 +138,7 @@ impl Engine {
                 Ok(d) => logged.push(d),
                 Err((e, _)) => {
                     return self
-                        .abort(format!("producing to {changelog_topic}: {e}"))
+                        .abort(TxnError::of(format!("producing to {changelog_topic}"), e))
                         .await
                 }
             }
@@ -154,10 +152,17 @@ impl Engine {
         for (out, topic, d) in outputs {
             match d.await {
                 Ok(Ok(_)) => delivered.push((out, topic)),
-                Ok(Err((e, _))) => return self.abort(format!("producing to {topic}: {e}")).await,
+                Ok(Err((e, _))) => {
+                    return self
+                        .abort(TxnError::of(format!("producing to {topic}"), e))
+                        .await
+                }
                 Err(_) => {
                     return self
-                        .abort(format!("producing to {topic}: delivery cancelled"))
+                        .abort(TxnError::abortable(
+                            format!("producing to {topic}"),
+                            "delivery cancelled",
+                        ))
                         .await
                 }
             }
@@ -171,13 +176,14 @@ impl Engine {
                 }
                 Ok(Err((e, _))) => {
                     return self
-                        .abort(format!("producing to {changelog_topic}: {e}"))
+                        .abort(TxnError::of(format!("producing to {changelog_topic}"), e))
                         .await
                 }
                 Err(_) => {
                     return self
-                        .abort(format!(
-                            "producing to {changelog_topic}: delivery cancelled"
+                        .abort(TxnError::abortable(
+                            format!("producing to {changelog_topic}"),
+                            "delivery cancelled",
                         ))
                         .await
                 }
@@ -201,15 +207,20 @@ impl Engine {
         let committed = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             if let Some(tpl) = offsets.filter(|t| t.count() > 0) {
-                let metadata = metadata.ok_or_else(|| "no consumer group metadata".to_string())?;
+                let metadata = metadata.ok_or_else(|| {
+                    TxnError::abortable(
+                        "sending offsets to the transaction",
+                        "no consumer group metadata",
+                    )
+                })?;
                 producer
                     .send_offsets_to_transaction(&tpl, &metadata, TXN_TIMEOUT)
-                    .map_err(|e| describe("sending offsets to the transaction", &e))?;
+                    .map_err(|e| TxnError::of("sending offsets to the transaction", e))?;
             }
             let offsets_in = t.elapsed();
             producer
                 .commit_transaction(TXN_TIMEOUT)
-                .map_err(|e| describe("committing the transaction", &e))?;
+                .map_err(|e| TxnError::of("committing the transaction", e))?;
             tracing::debug!(
                 send_ms = sent_in.as_millis() as u64,
                 changelog_records = logged_count,
@@ -221,7 +232,12 @@ impl Engine {
             Ok(())
         })
         .await
-        .unwrap_or_else(|e| Err(format!("commit task: {e}")));
+        .unwrap_or_else(|e| {
+            Err(TxnError::abortable(
+                "committing the transaction",
+                format!("the commit task failed: {e}"),
+            ))
+        });
         if let Err(e) = committed {
             return self.abort(e).await;
         }
@@ -247,15 +263,15 @@ impl Engine {
             if let Err(e) = self.store.write(&writes) {
                 // The transaction holds the truth; a restart restores it from the changelog.
                 tracing::error!(error = %e, "state store write failed; stopping");
-                return Outcome::Fatal(e.to_string());
+                return Outcome::Fatal(Stop::Store(e));
             }
             tracing::debug!(write_ms = t.elapsed().as_millis() as u64, "state written");
         }
         Outcome::Done
     }
 
-    async fn abort(&mut self, reason: String) -> Outcome {
-        if reason.starts_with(FATAL) {
+    async fn abort(&mut self, reason: TxnError) -> Outcome {
+        if !reason.is_abortable() {
             // Fenced (another instance took this transactional.id) or otherwise unusable: the
             // producer cannot abort; this instance must stop.
             self.in_transaction = false;
@@ -265,10 +281,7 @@ impl Engine {
                 records: 0,
             }
             .emit();
-            return Outcome::Fatal(format!(
-                "Kafka transaction failed fatally ({reason}). Another instance with the same \
-                 transactional.id (kafka.instance_id) may have taken over; Sightline stops."
-            ));
+            return Outcome::Fatal(Stop::Transaction(reason));
         }
         let producer = self.producer.clone();
         let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT))
@@ -287,15 +300,6 @@ impl Engine {
             if aborted { "aborted" } else { "left to time out" }
         ))
     }
-}
-
-/// Prefix of a failure the producer cannot recover from.
-const FATAL: &str = "fatal: ";
-
-/// `what` failed with `e`; fatal errors (the producer was fenced) are marked as such.
-fn describe(what: &str, e: &rdkafka::error::KafkaError) -> String {
-    let fatal = matches!(e, rdkafka::error::KafkaError::Transaction(r) if r.is_fatal());
-    format!("{}{what}: {e}", if fatal { FATAL } else { "" })
 }
 
 /// The next offsets to read after `msgs`, per partition.

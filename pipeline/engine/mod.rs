@@ -10,6 +10,7 @@ pub mod announce;
 pub mod clock;
 pub mod commit;
 pub mod deadletters;
+pub mod errors;
 pub mod lag;
 pub mod repartition;
 pub mod setup;
@@ -166,8 +167,9 @@ enum Outcome {
         status: String,
     },
     Shutdown,
-    /// The state store failed: stop, without storing the offset.
-    Fatal(String),
+    /// Stop for good (the state store failed, the producer is fenced or unusable, a restore
+    /// failed), without storing the offset.
+    Fatal(errors::Stop),
     /// A Kafka transaction failed and was aborted (a broker restart, a timeout): start over
     /// from the last commit with fresh clients, as a restarted process would.
     Restart(String),
@@ -478,14 +480,12 @@ impl Engine {
     /// every timer tick, since a partition read to its end delivers no record and its restored
     /// deadlines must still fire (once, only a record loaded them, and a restore from an empty
     /// state dir with nothing left to read never fired its pending deadlines).
-    fn take_restore(&mut self) -> Result<(), String> {
+    fn take_restore(&mut self) -> Result<(), errors::Stop> {
         if let Some(e) = self.restore.failed() {
-            return Err(e);
+            return Err(errors::Stop::Restore(e));
         }
         if self.restore.take_restored() {
-            self.workflows
-                .restore_clocks(&self.store)
-                .map_err(|e| e.to_string())?;
+            self.workflows.restore_clocks(&self.store)?;
         }
         Ok(())
     }
@@ -570,7 +570,7 @@ impl Engine {
                     OffsetsCommitted { result: Ok(0) }.emit()
                 }
             }
-            Err(e) if e.to_string().contains("No offset stored") => {}
+            Err(e) if crate::kafka::offsets::nothing_to_commit(&e) => {}
             Err(e) => OffsetsCommitted {
                 result: Err(&e.to_string()),
             }
@@ -1235,7 +1235,7 @@ impl Engine {
             crate::state::mark_corrupt(&self.state_dir, &e.to_string());
             return Outcome::Rebuild(format!("the state store is corrupt: {e}"));
         }
-        Outcome::Fatal(e.to_string())
+        Outcome::Fatal(errors::Stop::Store(e))
     }
 
     /// Resumes every partition waiting on the registry and forgets the waits (a rewind reads

@@ -185,7 +185,7 @@ impl ConsumerContext for PipelineContext {
                     }
                     .emit(),
                     // Nothing stored since the last commit is not a failure.
-                    Err(e) if e.to_string().contains("No offset stored") => {}
+                    Err(e) if super::offsets::nothing_to_commit(e) => {}
                     Err(e) => OffsetsCommitted {
                         result: Err(&e.to_string()),
                     }
@@ -223,7 +223,7 @@ impl ConsumerContext for PipelineContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(e) = result {
-            if !e.to_string().contains("No offset stored") {
+            if !super::offsets::nothing_to_commit(&e) {
                 OffsetsCommitted {
                     result: Err(&e.to_string()),
                 }

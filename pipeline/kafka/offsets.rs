@@ -253,3 +253,8 @@ pub fn list_groups<C: ClientContext>(
         .map(|l| l.groups().iter().map(|g| g.name().to_string()).collect())
         .map_err(|e| e.to_string())
 }
+/// A commit that found no stored offset to commit: not a failure.
+pub fn nothing_to_commit(e: &rdkafka::error::KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+}
+

@@ -44,8 +44,8 @@ fn cf_of(tag: u8) -> Option<&'static str> {
     })
 }
 
-/// The input partition that owns a key: instance and timer keys start with it; clock keys
-/// (`clock/` + partition); schema knowledge is per topic and lives in partition 0.
+/// The input partition that owns a key: instance, timer and drift-knowledge keys start with
+/// it; clock keys (`clock/` + partition) and announcements (`announced/` + partition) name it.
 pub fn partition_of(cf: &str, key: &[u8]) -> i32 {
     let at = |i: usize| {
         key.get(i..i + 4)
