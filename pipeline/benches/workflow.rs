@@ -607,6 +607,45 @@ async fn decode_floor(id: &str, prefix: &str, inputs: &[&str], records: usize) -
     }
     let rate = records as f64 / started.unwrap().elapsed().as_secs_f64();
     println!("decode floor: {mapped} of {read} records decoded and mapped");
+
+    // Untimed: on every record, the projection gives the event (or the class of rejection)
+    // that decoding the whole document gives.
+    let class = |r: sightline::ingest::Rejection| match r {
+        sightline::ingest::Rejection::Bad { class, .. } => class.as_str().to_string(),
+        sightline::ingest::Rejection::Transient { status, .. } => status,
+    };
+    let c = reader(&format!("decode-check-{id}"), inputs);
+    let (mut checked, mut same) = (0usize, 0usize);
+    while checked < records {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            checked += 1;
+            let rec = RawRecord {
+                topic: m.topic(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis(),
+                key: m.key(),
+                value: m.payload(),
+                headers: &[],
+            };
+            let mapper = &mappers[rec.topic];
+            let projected = match decoder.read(rec.value, mapper.projection(), false).await {
+                Ok(d) => mapper.map_fields(&d.fields, &rec).map_err(class),
+                Err(e) => Err(class(e)),
+            };
+            let whole = match decoder.decode(rec.value).await {
+                Ok(d) => mapper.map(&d.doc, &rec).map_err(class),
+                Err(e) => Err(class(e)),
+            };
+            assert_eq!(
+                projected, whole,
+                "{}/{}@{}: the projection and the document disagree",
+                rec.topic, rec.partition, rec.offset
+            );
+            same += 1;
+        }
+    }
+    println!("decode check: the projection gives the document's event on {same} of {checked} records");
     rate
 }
 

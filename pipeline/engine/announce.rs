@@ -17,9 +17,6 @@ use crate::outputs::{Alert, Output, SchemaDrift};
 use crate::state::{Op, CF_META};
 use serde::{Deserialize, Serialize};
 
-/// Key prefix of an announced id in the `meta` column family.
-pub const PREFIX: &[u8] = b"announced/";
-
 /// The internal topic claims go through.
 pub fn topic(group_id: &str) -> String {
     format!("{group_id}.announce")
@@ -70,21 +67,14 @@ pub fn announced_key(partition: i32, out: &Output) -> Vec<u8> {
         Output::Drift(d) => format!("drift/{}", d.drift_id),
         other => format!("other/{}", other.key()),
     };
-    let mut k = PREFIX.to_vec();
-    k.extend_from_slice(&(partition as u32).to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
+    crate::state::keys::announced(partition, &id)
 }
 
 /// The state key of the level last announced for a side monitor's condition
 /// ([`crate::detectors::levels`]). The side monitors' outputs belong to the owner of the announce
 /// topic's partition 0, so their levels live in partition 0's state and move with it.
 pub fn level_key(condition: &str) -> Vec<u8> {
-    let mut k = PREFIX.to_vec();
-    k.extend_from_slice(&SIDE_MONITORS_PARTITION.to_be_bytes());
-    k.extend_from_slice(b"level/");
-    k.extend_from_slice(condition.as_bytes());
-    k
+    crate::state::keys::level(SIDE_MONITORS_PARTITION as i32, condition)
 }
 
 /// The announce topic partition whose owner emits the side monitors' outputs.

@@ -722,7 +722,7 @@ impl Engine {
             .extend(outcome.remember.into_iter().map(|(k, v)| {
                 crate::state::Op::Put(
                     crate::state::CF_SCHEMAS,
-                    crate::state::knowledge_key(rec.partition, &k),
+                    crate::state::keys::knowledge(rec.partition, &k),
                     v,
                 )
             }));

@@ -3,16 +3,12 @@
 //! sends the batch's outputs and only then writes its state, so a crash repeats outputs rather
 //! than losing them.
 //!
-//! State is partition-aligned: the input partition an event arrived on owns its instance.
-//!
-//! | column family | key |
-//! |---|---|
-//! | `instances` | partition (u32 BE) · workflow · 0x00 · key → instance (state/instances.rs) |
-//! | `timers` | partition (u32 BE) · due (i64, sign-flipped BE) · kind (tag + step u32) · workflow · 0x00 · key → empty |
-//! | `meta` | `clock/` · partition (u32 BE) · topic → base, wall_at (i64 BE each) |
+//! State is partition-aligned: the input partition an event arrived on owns its instance. The
+//! keys of instances, timers and clocks are built in state/keys.rs.
 
 use super::clock::{PartitionClock, StreamClock};
-use crate::detectors::workflow::{Instance, Timer, TimerKind, Workflow};
+use crate::detectors::workflow::{Instance, Timer, Workflow};
+use crate::state::keys;
 use crate::ingest::Event;
 use crate::outputs::Output;
 use crate::state::{Op, StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
@@ -61,64 +57,11 @@ impl Batch {
         for ((t, p), c) in &self.clocks {
             let mut v = c.base.to_be_bytes().to_vec();
             v.extend_from_slice(&c.wall_at.to_be_bytes());
-            ops.push(Op::Put(CF_META, clock_key(t, *p), v));
+            ops.push(Op::Put(CF_META, keys::clock(t, *p), v));
         }
         ops.extend(self.extra_ops.iter().cloned());
         ops
     }
-}
-
-fn clock_key(topic: &str, p: i32) -> Vec<u8> {
-    let mut k = b"clock/".to_vec();
-    k.extend_from_slice(&(p as u32).to_be_bytes());
-    k.extend_from_slice(topic.as_bytes());
-    k
-}
-
-fn instance_key(p: i32, wf: &str, key: &str) -> Vec<u8> {
-    let mut k = (p as u32).to_be_bytes().to_vec();
-    k.extend_from_slice(wf.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-fn due_bytes(due: i64) -> [u8; 8] {
-    ((due as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn timer_key(p: i32, due: i64, wf: &str, key: &str, kind: TimerKind) -> Vec<u8> {
-    let mut k = (p as u32).to_be_bytes().to_vec();
-    k.extend_from_slice(&due_bytes(due));
-    let (tag, step) = match kind {
-        TimerKind::Deadline(i) => (b'D', i as u32),
-        TimerKind::Orphan => (b'O', 0),
-        TimerKind::Expire => (b'E', 0),
-    };
-    k.push(tag);
-    k.extend_from_slice(&step.to_be_bytes());
-    k.extend_from_slice(wf.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// (partition, due, workflow, key, kind) of a timer key.
-fn parse_timer(k: &[u8]) -> Option<(i32, i64, String, String, TimerKind)> {
-    let p = u32::from_be_bytes(k.get(0..4)?.try_into().ok()?) as i32;
-    let due = (u64::from_be_bytes(k.get(4..12)?.try_into().ok()?) ^ (1 << 63)) as i64;
-    let step = u32::from_be_bytes(k.get(13..17)?.try_into().ok()?) as usize;
-    let kind = match k.get(12)? {
-        b'D' => TimerKind::Deadline(step),
-        b'O' => TimerKind::Orphan,
-        b'E' => TimerKind::Expire,
-        _ => return None,
-    };
-    let rest = &k[17..];
-    let z = rest.iter().position(|&b| b == 0)?;
-    let wf = String::from_utf8(rest[..z].to_vec()).ok()?;
-    let key = String::from_utf8(rest[z + 1..].to_vec()).ok()?;
-    Some((p, due, wf, key, kind))
 }
 
 /// Committed instances, decoded, so that the next event of a business instance (which
@@ -201,7 +144,7 @@ fn stage(
     key: &str,
     t: crate::detectors::workflow::Transition,
 ) {
-    batch.instances.insert(instance_key(p, wf, key), t.instance);
+    batch.instances.insert(keys::instance(p, wf, key), t.instance);
     for Timer { due_ms, kind } in t.timers {
         // A timer due where the scans have passed already must be found by the next one.
         if let Some(done) = fired_to.get_mut(&p) {
@@ -211,7 +154,7 @@ fn stage(
         }
         batch
             .timer_puts
-            .insert(timer_key(p, due_ms, wf, key, kind), ());
+            .insert(keys::timer(p, due_ms, wf, key, kind), ());
     }
     batch.outputs.extend(t.outputs);
 }
@@ -303,10 +246,10 @@ impl WorkflowRunner {
 
     /// Restores the partition clocks from the store.
     pub fn restore_clocks(&mut self, store: &Store) -> Result<(), StateError> {
-        for (k, v) in store.scan_prefix(CF_META, b"clock/")? {
-            if let (Some(p), Ok(v)) = (k.get(6..10), <[u8; 16]>::try_from(v.as_slice())) {
-                let p = u32::from_be_bytes(p.try_into().expect("4 bytes")) as i32;
-                let topic = String::from_utf8_lossy(&k[10..]).into_owned();
+        for (k, v) in store.scan_prefix(CF_META, keys::CLOCK)? {
+            if let (Some((p, topic)), Ok(v)) =
+                (keys::parse_clock(&k), <[u8; 16]>::try_from(v.as_slice()))
+            {
                 let base = i64::from_be_bytes(v[..8].try_into().expect("8"));
                 let wall_at = i64::from_be_bytes(v[8..].try_into().expect("8"));
                 self.clock
@@ -362,7 +305,7 @@ impl WorkflowRunner {
         };
         for &i in wfs {
             let wf = &self.workflows[i];
-            let k = instance_key(p, &wf.name, &ev.key);
+            let k = keys::instance(p, &wf.name, &ev.key);
             let inst = load(&mut self.cache, store, batch, &k)?;
             let t = wf.on_event(inst, ev);
             stage(&mut self.fired_to, batch, p, &wf.name, &ev.key, t);
@@ -469,16 +412,16 @@ impl WorkflowRunner {
             let oldest = wms.iter().copied().min().flatten();
             // Start after what is known fired: fired timers are deleted, and a scan from the
             // partition's start would step over every one of their tombstones, each tick.
-            let prefix = (p as u32).to_be_bytes().to_vec();
+            let prefix = keys::partition_prefix(p).to_vec();
             let mut from = prefix.clone();
             // Taken out while this partition's timers fire (so staging does not lower it
             // meanwhile), and put back below, lowered for what was staged behind it.
             let start_done = self.fired_to.remove(&p);
             if let Some(done) = start_done {
-                from.extend_from_slice(&due_bytes(done.saturating_add(1)));
+                from.extend_from_slice(&keys::due(done.saturating_add(1)));
             }
-            let mut to = (p as u32).to_be_bytes().to_vec();
-            to.extend_from_slice(&due_bytes(newest.saturating_add(1)));
+            let mut to = keys::partition_prefix(p).to_vec();
+            to.extend_from_slice(&keys::due(newest.saturating_add(1)));
             let mut exhausted = false;
             while fired < limit {
                 let room = limit - fired;
@@ -491,7 +434,7 @@ impl WorkflowRunner {
                 from = last.clone();
                 from.push(0);
                 for (k, _) in due_now {
-                    let Some((_, due, wf_name, key, kind)) = parse_timer(&k) else {
+                    let Some((_, due, wf_name, key, kind)) = keys::parse_timer(&k) else {
                         batch.timer_deletes.push(k);
                         continue;
                     };
@@ -505,7 +448,7 @@ impl WorkflowRunner {
                     batch.timer_deletes.push(k);
                     fired += 1;
                     let wf = &self.workflows[i];
-                    let ik = instance_key(p, &wf.name, &key);
+                    let ik = keys::instance(p, &wf.name, &key);
                     let staged = batch.instances.contains_key(&ik);
                     let inst = load(&mut self.cache, store, batch, &ik)?;
                     let existed = inst.is_some();
@@ -532,7 +475,7 @@ impl WorkflowRunner {
                     .range(prefix.clone()..)
                     .next()
                     .filter(|(k, _)| k.starts_with(&prefix))
-                    .and_then(|(k, _)| parse_timer(k))
+                    .and_then(|(k, _)| keys::parse_timer(k))
                     .map(|(_, due, ..)| due);
                 let done = staged_first.map_or(done, |d| done.min(d.saturating_sub(1)));
                 self.fired_to.insert(p, done);
@@ -587,21 +530,5 @@ mod tests {
         let mut off = InstanceCache::default();
         off.put(b"a".to_vec(), inst("a"));
         assert_eq!(off.take(b"a"), None, "capacity 0 keeps nothing");
-    }
-
-    #[test]
-    fn timer_keys_sort_by_partition_then_due_and_round_trip() {
-        let a = timer_key(1, -5, "wf", "k\u{0}x", TimerKind::Deadline(3));
-        let b = timer_key(1, 7, "wf", "a", TimerKind::Orphan);
-        let c = timer_key(2, -100, "wf", "a", TimerKind::Expire);
-        assert!(a < b && b < c);
-        assert_eq!(
-            parse_timer(&b),
-            Some((1, 7, "wf".into(), "a".into(), TimerKind::Orphan))
-        );
-        assert_eq!(
-            parse_timer(&a),
-            Some((1, -5, "wf".into(), "k\u{0}x".into(), TimerKind::Deadline(3)))
-        );
     }
 }

@@ -44,23 +44,8 @@ fn cf_of(tag: u8) -> Option<&'static str> {
     })
 }
 
-/// The input partition that owns a key: instance, timer and drift-knowledge keys start with
-/// it; clock keys (`clock/` + partition) and announcements (`announced/` + partition) name it.
-pub fn partition_of(cf: &str, key: &[u8]) -> i32 {
-    let at = |i: usize| {
-        key.get(i..i + 4)
-            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as i32)
-            .unwrap_or(0)
-    };
-    match cf {
-        CF_INSTANCES | CF_TIMERS | CF_SCHEMAS => at(0),
-        CF_META if key.starts_with(b"clock/") => at(6),
-        CF_META if key.starts_with(crate::engine::announce::PREFIX) => {
-            at(crate::engine::announce::PREFIX.len())
-        }
-        _ => 0,
-    }
-}
+/// The input partition that owns a key ([`super::keys::partition_of`]).
+pub use super::keys::partition_of;
 
 /// A changelog record for a write: (partition, key, value or tombstone).
 pub fn record(op: &Op) -> (i32, Vec<u8>, Option<Vec<u8>>) {
@@ -85,9 +70,7 @@ pub fn op(key: &[u8], value: Option<&[u8]>) -> Option<Op> {
 }
 
 fn checkpoint_key(partition: i32) -> Vec<u8> {
-    let mut k = b"changelog/".to_vec();
-    k.extend_from_slice(&(partition as u32).to_be_bytes());
-    k
+    super::keys::checkpoint(partition)
 }
 
 /// The write that records `next` as the next changelog offset local state includes.
@@ -110,12 +93,9 @@ pub fn checkpoint(store: &Store, partition: i32) -> Result<Option<i64>, StateErr
 /// Partitions local state holds a checkpoint for.
 pub fn checkpointed(store: &Store) -> Result<Vec<i32>, StateError> {
     Ok(store
-        .scan_prefix(CF_META, b"changelog/")?
+        .scan_prefix(CF_META, super::keys::CHECKPOINT)?
         .into_iter()
-        .filter_map(|(k, _)| {
-            k.get(10..14)
-                .map(|b| u32::from_be_bytes(b.try_into().expect("4")) as i32)
-        })
+        .filter_map(|(k, _)| super::keys::meta_partition(super::keys::CHECKPOINT, &k))
         .collect())
 }
 
@@ -259,15 +239,12 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_land_in_the_owning_partition() {
-        let mut inst = 7u32.to_be_bytes().to_vec();
-        inst.extend_from_slice(b"order-to-cash\0O-1");
+        let inst = crate::state::keys::instance(7, "order-to-cash", "O-1");
         let put = Op::Put(CF_INSTANCES, inst.clone(), b"{}".to_vec());
         let (p, k, v) = record(&put);
         assert_eq!(p, 7);
         assert_eq!(op(&k, v.as_deref()), Some(put));
-        let mut clock = b"clock/".to_vec();
-        clock.extend_from_slice(&3u32.to_be_bytes());
-        clock.extend_from_slice(b"shop.orders");
+        let clock = crate::state::keys::clock("shop.orders", 3);
         let del = Op::Delete(CF_META, clock);
         let (p, k, v) = record(&del);
         assert_eq!((p, v), (3, None));
@@ -275,7 +252,7 @@ mod tests {
         assert_eq!(
             record(&Op::Put(
                 CF_SCHEMAS,
-                crate::state::knowledge_key(5, b"avro/t/1"),
+                crate::state::keys::knowledge(5, b"avro/t/1"),
                 vec![]
             ))
             .0,

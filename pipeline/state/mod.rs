@@ -4,10 +4,10 @@
 //! |---|---|---|
 //! | `schemas` | `<partition BE u32>` · `avro/<topic>/<schema id BE u32>`, `avro-last/<topic>`, `json/<topic>/<field>/<kind>` | what drift detection knows, filed under the input partition that taught it |
 //! | `instances` | `<partition BE u32><workflow>\0<correlation key>` | workflow instance state (`instances.rs`: version byte + postcard) |
-//! | `timers` | `<partition BE u32><due ms BE u64><key>` | deadlines, a range scan in due order |
-//! | `meta` | `changelog/<partition BE u32>`, `clock/<partition><topic>`, `announced/<partition><id>` | next changelog offset local state includes; stream clocks; drift outputs announced |
+//! | `timers` | `<partition BE u32><due ms BE u64><kind><step><workflow>\0<key>` | deadlines, a range scan in due order |
+//! | `meta` | `changelog/<partition BE u32>`, `clock/<partition><topic>`, `announced/<partition><id>` | next changelog offset local state includes; stream clocks; outputs announced and side-monitor levels |
 //!
-//! Every key carries the input partition that owns it, and its changelog record goes to that
+//! Every key is built and read in [`keys`], and nowhere else. Every key carries the input partition that owns it, and its changelog record goes to that
 //! partition: only the owner of a partition writes its changelog, which is what makes a
 //! partition's checkpoint mean "everything up to here is applied".
 //!
@@ -15,25 +15,19 @@
 
 pub mod changelog;
 pub mod instances;
+pub mod keys;
 pub mod query;
 
 /// Key-value pairs read from the store, in key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The key drift knowledge `key` learnt from input partition `partition` is stored under.
-pub fn knowledge_key(partition: i32, key: &[u8]) -> Vec<u8> {
-    let mut k = (partition as u32).to_be_bytes().to_vec();
-    k.extend_from_slice(key);
-    k
-}
 
 /// Everything drift detection knows, with the partition prefixes removed.
 pub fn drift_knowledge(store: &Store) -> Result<Pairs, StateError> {
     Ok(store
         .scan_prefix(CF_SCHEMAS, b"")?
         .into_iter()
-        .filter(|(k, _)| k.len() > 4)
-        .map(|(k, v)| (k[4..].to_vec(), v))
+        .filter_map(|(k, v)| keys::knowledge_of(&k).map(|k| (k.to_vec(), v)))
         .collect())
 }
 

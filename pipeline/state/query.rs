@@ -3,7 +3,8 @@
 //! HTTP API and `sightline state` on a stopped instance's directory both answer with these.
 
 use super::{StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
-use crate::detectors::workflow::Workflow;
+use super::keys;
+use crate::detectors::workflow::{TimerKind, Workflow};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,22 +31,12 @@ pub fn describe(w: &Workflow) -> Value {
 /// Input partitions the store holds state for (from its checkpoints and clocks).
 fn partitions(store: &Store) -> Result<BTreeSet<i32>, StateError> {
     let mut out = BTreeSet::new();
-    for (prefix, at) in [(&b"changelog/"[..], 10usize), (&b"clock/"[..], 6)] {
+    for prefix in [keys::CHECKPOINT, keys::CLOCK] {
         for (k, _) in store.scan_prefix(CF_META, prefix)? {
-            if let Some(b) = k.get(at..at + 4) {
-                out.insert(u32::from_be_bytes(b.try_into().expect("4 bytes")) as i32);
-            }
+            out.extend(keys::meta_partition(prefix, &k));
         }
     }
     Ok(out)
-}
-
-fn instance_key(p: i32, wf: &str, key: &str) -> Vec<u8> {
-    let mut k = (p as u32).to_be_bytes().to_vec();
-    k.extend_from_slice(wf.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
 }
 
 fn step_name(w: Option<&Workflow>, i: usize) -> String {
@@ -62,7 +53,7 @@ pub fn instance(
 ) -> Result<Option<Value>, StateError> {
     let w = workflows.iter().find(|w| w.name == workflow);
     for p in partitions(store)? {
-        if let Some(v) = store.get(CF_INSTANCES, &instance_key(p, workflow, key))? {
+        if let Some(v) = store.get(CF_INSTANCES, &keys::instance(p, workflow, key))? {
             let Some(mut inst) = crate::state::instances::decode(&v) else {
                 continue;
             };
@@ -174,33 +165,23 @@ pub fn timers_due(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Value, StateError> {
-    let due = |t: i64| ((t as u64) ^ (1 << 63)).to_be_bytes();
     let mut out = Vec::new();
     for p in partitions(store)? {
-        let mut from = (p as u32).to_be_bytes().to_vec();
-        from.extend_from_slice(&due(from_ms));
-        let mut to = (p as u32).to_be_bytes().to_vec();
-        to.extend_from_slice(&due(to_ms));
+        let mut from = keys::partition_prefix(p).to_vec();
+        from.extend_from_slice(&keys::due(from_ms));
+        let mut to = keys::partition_prefix(p).to_vec();
+        to.extend_from_slice(&keys::due(to_ms));
         for (k, _) in store.range(CF_TIMERS, &from, &to, 10_000)? {
-            let Some(at) = k.get(4..12) else { continue };
-            let at = (u64::from_be_bytes(at.try_into().expect("8")) ^ (1 << 63)) as i64;
-            let kind = match k.get(12) {
-                Some(b'D') => "deadline",
-                Some(b'O') => "orphan",
-                Some(b'E') => "expire",
-                _ => "?",
+            let Some((_, at, wf, key, timer)) = keys::parse_timer(&k) else {
+                continue;
             };
-            let step = k
-                .get(13..17)
-                .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")) as usize);
-            let rest = k.get(17..).unwrap_or_default();
-            let z = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-            let (wf, key) = (
-                String::from_utf8_lossy(&rest[..z]).into_owned(),
-                String::from_utf8_lossy(rest.get(z + 1..).unwrap_or_default()).into_owned(),
-            );
+            let (kind, step) = match timer {
+                TimerKind::Deadline(step) => ("deadline", step),
+                TimerKind::Orphan => ("orphan", 0),
+                TimerKind::Expire => ("expire", 0),
+            };
             let inst = store
-                .get(CF_INSTANCES, &instance_key(p, &wf, &key))?
+                .get(CF_INSTANCES, &keys::instance(p, &wf, &key))?
                 .and_then(|v| crate::state::instances::decode(&v));
             let spent = inst.as_ref().is_some_and(|i| match kind {
                 "deadline" => i.closed || i.seen.contains_key(&step),

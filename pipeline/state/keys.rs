@@ -1,0 +1,192 @@
+//! Every state key, built and read here and nowhere else. Each key names the input partition
+//! whose state it is (the changelog partition its record goes to, [`partition_of`]):
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `instances` | partition · workflow · 0 · correlation key | an instance (state/instances.rs) |
+//! | `timers` | partition · due (sign-flipped, big-endian) · kind · step · workflow · 0 · key | empty |
+//! | `schemas` | partition · drift knowledge key | drift knowledge |
+//! | `meta` | `clock/` · partition · topic | a stream clock |
+//! | `meta` | `changelog/` · partition | the next changelog offset local state includes |
+//! | `meta` | `announced/` · partition · id | an announcement made (empty), or a level |
+//!
+//! Partitions are 4 bytes, big-endian, so a partition's keys are one contiguous range.
+
+use super::{CF_INSTANCES, CF_META, CF_SCHEMAS, CF_TIMERS};
+use crate::detectors::workflow::TimerKind;
+
+/// Prefix of a stream clock key in `meta`.
+pub const CLOCK: &[u8] = b"clock/";
+/// Prefix of a changelog checkpoint key in `meta`.
+pub const CHECKPOINT: &[u8] = b"changelog/";
+/// Prefix of an announcement key in `meta`.
+pub const ANNOUNCED: &[u8] = b"announced/";
+
+fn partition(p: i32) -> [u8; 4] {
+    (p as u32).to_be_bytes()
+}
+
+fn partition_at(key: &[u8], at: usize) -> Option<i32> {
+    key.get(at..at + 4)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as i32)
+}
+
+/// The input partition that owns a key (0 for keys of no partition).
+pub fn partition_of(cf: &str, key: &[u8]) -> i32 {
+    match cf {
+        CF_INSTANCES | CF_TIMERS | CF_SCHEMAS => partition_at(key, 0),
+        CF_META => [CLOCK, CHECKPOINT, ANNOUNCED]
+            .into_iter()
+            .find(|p| key.starts_with(p))
+            .and_then(|p| partition_at(key, p.len())),
+        _ => None,
+    }
+    .unwrap_or(0)
+}
+
+/// The partition a `meta` key with `prefix` (a clock or a checkpoint) is about.
+pub fn meta_partition(prefix: &[u8], key: &[u8]) -> Option<i32> {
+    key.starts_with(prefix)
+        .then(|| partition_at(key, prefix.len()))
+        .flatten()
+}
+
+pub fn instance(p: i32, workflow: &str, key: &str) -> Vec<u8> {
+    let mut k = partition(p).to_vec();
+    k.extend_from_slice(workflow.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The prefix of a partition's instance or timer keys.
+pub fn partition_prefix(p: i32) -> [u8; 4] {
+    partition(p)
+}
+
+/// A timer due time, ordered as bytes (the sign bit flipped).
+pub fn due(due: i64) -> [u8; 8] {
+    ((due as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn timer(p: i32, due_ms: i64, workflow: &str, key: &str, kind: TimerKind) -> Vec<u8> {
+    let mut k = partition(p).to_vec();
+    k.extend_from_slice(&due(due_ms));
+    let (tag, step) = match kind {
+        TimerKind::Deadline(i) => (b'D', i as u32),
+        TimerKind::Orphan => (b'O', 0),
+        TimerKind::Expire => (b'E', 0),
+    };
+    k.push(tag);
+    k.extend_from_slice(&step.to_be_bytes());
+    k.extend_from_slice(workflow.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// (partition, due, workflow, key, kind) of a timer key.
+pub fn parse_timer(k: &[u8]) -> Option<(i32, i64, String, String, TimerKind)> {
+    let p = partition_at(k, 0)?;
+    let due = (u64::from_be_bytes(k.get(4..12)?.try_into().ok()?) ^ (1 << 63)) as i64;
+    let step = u32::from_be_bytes(k.get(13..17)?.try_into().ok()?) as usize;
+    let kind = match k.get(12)? {
+        b'D' => TimerKind::Deadline(step),
+        b'O' => TimerKind::Orphan,
+        b'E' => TimerKind::Expire,
+        _ => return None,
+    };
+    let rest = &k[17..];
+    let z = rest.iter().position(|&b| b == 0)?;
+    let wf = String::from_utf8(rest[..z].to_vec()).ok()?;
+    let key = String::from_utf8(rest[z + 1..].to_vec()).ok()?;
+    Some((p, due, wf, key, kind))
+}
+
+pub fn clock(topic: &str, p: i32) -> Vec<u8> {
+    let mut k = CLOCK.to_vec();
+    k.extend_from_slice(&partition(p));
+    k.extend_from_slice(topic.as_bytes());
+    k
+}
+
+/// (partition, topic) of a clock key.
+pub fn parse_clock(k: &[u8]) -> Option<(i32, String)> {
+    let p = meta_partition(CLOCK, k)?;
+    let topic = String::from_utf8(k.get(CLOCK.len() + 4..)?.to_vec()).ok()?;
+    Some((p, topic))
+}
+
+pub fn checkpoint(p: i32) -> Vec<u8> {
+    let mut k = CHECKPOINT.to_vec();
+    k.extend_from_slice(&partition(p));
+    k
+}
+
+/// The key drift knowledge `key` learnt from input partition `p` is stored under.
+pub fn knowledge(p: i32, key: &[u8]) -> Vec<u8> {
+    let mut k = partition(p).to_vec();
+    k.extend_from_slice(key);
+    k
+}
+
+/// The drift knowledge key inside a `schemas` key.
+pub fn knowledge_of(k: &[u8]) -> Option<&[u8]> {
+    k.get(4..).filter(|rest| !rest.is_empty())
+}
+
+/// An announcement made by the owner of announce partition `p`.
+pub fn announced(p: i32, id: &str) -> Vec<u8> {
+    let mut k = ANNOUNCED.to_vec();
+    k.extend_from_slice(&partition(p));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The level last announced for a side monitor's condition, kept by the owner of announce
+/// partition `p`.
+pub fn level(p: i32, condition: &str) -> Vec<u8> {
+    announced(p, &format!("level/{condition}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_names_its_partition() {
+        for p in [0, 7, 4095] {
+            assert_eq!(partition_of(CF_INSTANCES, &instance(p, "o2c", "k")), p);
+            let t = timer(p, -5, "o2c", "k", TimerKind::Deadline(2));
+            assert_eq!(partition_of(CF_TIMERS, &t), p);
+            assert_eq!(
+                parse_timer(&t),
+                Some((p, -5, "o2c".into(), "k".into(), TimerKind::Deadline(2)))
+            );
+            assert_eq!(partition_of(CF_SCHEMAS, &knowledge(p, b"avro/t/1")), p);
+            assert_eq!(partition_of(CF_META, &clock("orders", p)), p);
+            assert_eq!(parse_clock(&clock("orders", p)), Some((p, "orders".into())));
+            assert_eq!(partition_of(CF_META, &checkpoint(p)), p);
+            assert_eq!(meta_partition(CHECKPOINT, &checkpoint(p)), Some(p));
+            assert_eq!(partition_of(CF_META, &announced(p, "drift/x")), p);
+            assert_eq!(partition_of(CF_META, &level(p, "lag/g")), p);
+        }
+        assert!(due(-1) < due(0) && due(0) < due(1));
+    }
+
+    #[test]
+    fn timer_keys_sort_by_partition_then_due_and_round_trip() {
+        let a = timer(1, -5, "wf", "k\u{0}x", TimerKind::Deadline(3));
+        let b = timer(1, 7, "wf", "a", TimerKind::Orphan);
+        let c = timer(2, -100, "wf", "a", TimerKind::Expire);
+        assert!(a < b && b < c);
+        assert_eq!(
+            parse_timer(&b),
+            Some((1, 7, "wf".into(), "a".into(), TimerKind::Orphan))
+        );
+        assert_eq!(
+            parse_timer(&a),
+            Some((1, -5, "wf".into(), "k\u{0}x".into(), TimerKind::Deadline(3)))
+        );
+    }
+}
