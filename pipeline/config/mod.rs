@@ -300,18 +300,6 @@ impl Default for HttpConfig {
     }
 }
 
-impl HttpConfig {
-    /// The server's limits.
-    pub fn limits(&self) -> crate::observe::http::Limits {
-        crate::observe::http::Limits {
-            max_connections: self.max_connections.clamp(1, 100_000) as usize,
-            header_read_timeout: std::time::Duration::from_millis(
-                self.header_read_timeout_ms.max(1),
-            ),
-            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms.max(1)),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

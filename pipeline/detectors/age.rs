@@ -13,7 +13,6 @@
 
 use crate::detectors::workflow::calendar::Calendar;
 use crate::ingest::Event;
-use crate::observe::metrics::METRICS;
 use crate::outputs::alert::StreamAlert;
 use crate::outputs::{AlertStatus, EventAgeReport, Output, SlaEvent, SlaOutcome};
 use crate::topology::monitor::{AgeMeasure, AgeSpec};
@@ -38,6 +37,9 @@ struct Monitor {
 #[derive(Clone)]
 pub struct EventAge {
     monitors: Vec<Monitor>,
+    /// Ages measured since the last [`EventAge::drain_measured`]: (monitor, age ms). The
+    /// runtime counts them; the detector writes no metrics.
+    measured: Vec<(usize, i64)>,
 }
 
 impl EventAge {
@@ -67,6 +69,7 @@ impl EventAge {
                     rng: 0x9E37_79B9_7F4A_7C15,
                 })
                 .collect(),
+            measured: Vec::new(),
         }
     }
 
@@ -74,9 +77,17 @@ impl EventAge {
         self.monitors.is_empty()
     }
 
+    /// The ages measured since the last call, as (monitor name, measure, age ms).
+    pub fn drain_measured(&mut self, mut f: impl FnMut(&str, &'static str, i64)) {
+        for (i, age) in self.measured.drain(..) {
+            let s = &self.monitors[i].spec;
+            f(&s.name, s.measure.as_str(), age);
+        }
+    }
+
     /// An event arrived at `now_ms` (its broker timestamp is in its coordinates).
     pub fn on_event(&mut self, ev: &Event, now_ms: i64, out: &mut Vec<Output>) {
-        for m in &mut self.monitors {
+        for (i, m) in self.monitors.iter_mut().enumerate() {
             let s = &m.spec;
             if !super::in_stream(ev, &s.source, s.event_type.as_deref(), &s.dimension) {
                 continue;
@@ -89,10 +100,7 @@ impl EventAge {
                 },
             }
             .max(0);
-            METRICS
-                .monitor_event_age
-                .with_label_values(&[&s.name, s.measure.as_str()])
-                .observe(age as f64 / 1000.0);
+            self.measured.push((i, age));
             let threshold = m.threshold(now_ms);
             m.record(age, threshold);
             if age > threshold && !m.firing {

@@ -17,45 +17,11 @@
 //! A group's status is its worst partition's, in the order OK < REWIND < WARN < ERR < STALL <
 //! STOP. Fewer samples than the window holds: OK (not enough evidence).
 
-use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum LagStatus {
-    Ok,
-    Rewind,
-    Warn,
-    Err,
-    Stall,
-    Stop,
-}
+/// The lag contract's types (outputs/lag.rs), which this detector computes.
+pub use crate::outputs::lag::{LagStatus, TimeLagMethod};
 
-impl LagStatus {
-    pub fn parse(s: &str) -> Option<LagStatus> {
-        [
-            LagStatus::Ok,
-            LagStatus::Rewind,
-            LagStatus::Warn,
-            LagStatus::Err,
-            LagStatus::Stall,
-            LagStatus::Stop,
-        ]
-        .into_iter()
-        .find(|l| l.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LagStatus::Ok => "OK",
-            LagStatus::Rewind => "REWIND",
-            LagStatus::Warn => "WARN",
-            LagStatus::Err => "ERR",
-            LagStatus::Stall => "STALL",
-            LagStatus::Stop => "STOP",
-        }
-    }
-}
 
 /// One observation of a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,29 +122,6 @@ impl GroupWindows {
     }
 }
 
-/// How a partition's time lag was measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TimeLagMethod {
-    /// The timestamp of the record at the committed offset, read from the partition (or zero
-    /// lag: nothing is unconsumed).
-    Exact,
-    /// That record could not be read (deleted by retention, not readable, timed out): when it
-    /// was written is interpolated from sampled high watermarks.
-    Interpolated,
-    /// Neither: the record is older than the sampled history.
-    Unknown,
-}
-
-impl TimeLagMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimeLagMethod::Exact => "EXACT",
-            TimeLagMethod::Interpolated => "INTERPOLATED",
-            TimeLagMethod::Unknown => "UNKNOWN",
-        }
-    }
-}
 
 /// When the record at `offset` was written, interpolated from `(wall ms, high watermark)`
 /// samples (oldest first): it was written between the last sample whose high watermark had not

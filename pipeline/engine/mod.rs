@@ -750,6 +750,12 @@ impl Engine {
         }
         self.freshness.on_event(&event, now_ms, &mut batch.outputs);
         self.age.on_event(&event, now_ms, &mut batch.outputs);
+        self.age.drain_measured(|name, measure, age| {
+            crate::observe::metrics::METRICS
+                .monitor_event_age
+                .with_label_values(&[name, measure])
+                .observe(age as f64 / 1000.0)
+        });
         if let Some(t) = &source.repartition_topic {
             // Not keyed by the correlation key: the workflows get it through its repartition
             // topic, on the partition its key belongs to.

@@ -29,9 +29,20 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+impl Limits {
+    /// The limits `[http]` sets.
+    pub fn of(http: &crate::config::HttpConfig) -> Limits {
+        Limits {
+            max_connections: http.max_connections.clamp(1, 100_000) as usize,
+            header_read_timeout: Duration::from_millis(http.header_read_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(http.idle_timeout_ms.max(1)),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        crate::config::HttpConfig::default().limits()
+        Limits::of(&crate::config::HttpConfig::default())
     }
 }
 

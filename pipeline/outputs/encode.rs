@@ -241,8 +241,8 @@ mod tests {
         let lag = LagEvent {
             event_id: "g/1".into(),
             group: "g".into(),
-            status: crate::detectors::lag::LagStatus::Stall,
-            previous_status: Some(crate::detectors::lag::LagStatus::Ok),
+            status: crate::outputs::lag::LagStatus::Stall,
+            previous_status: Some(crate::outputs::lag::LagStatus::Ok),
             detected_at: 1,
             total_lag_offsets: 7,
             max_time_lag_ms: Some(9),
@@ -254,8 +254,8 @@ mod tests {
                 high_watermark: 10,
                 lag_offsets: 7,
                 time_lag_ms: None,
-                time_lag_method: crate::detectors::lag::TimeLagMethod::Unknown,
-                status: crate::detectors::lag::LagStatus::Stall,
+                time_lag_method: crate::outputs::lag::TimeLagMethod::Unknown,
+                status: crate::outputs::lag::LagStatus::Stall,
             }],
             sightline_version: crate::VERSION.into(),
         };
