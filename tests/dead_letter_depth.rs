@@ -119,27 +119,7 @@ async fn a_replay_that_selects_nothing_leaves_depth_ledger_and_alert_as_they_wer
         "[replay]\nledger_topic = \"{ledger}\"\naudit_topic = \"{}\"\n[dead_letters]\ntopics = [\"{dlq}\"]\ninterval_ms = 500\n",
         common::unique("audit")
     ));
-    let p: rdkafka::producer::FutureProducer = common::client().create().unwrap();
-    for i in 0..14 {
-        let h = OwnedHeaders::new()
-            .insert(Header {
-                key: "sightline.original.topic",
-                value: Some(orig.as_str()),
-            })
-            .insert(Header {
-                key: "sightline.error.class",
-                value: Some("invalid_json"),
-            });
-        p.send(
-            rdkafka::producer::FutureRecord::to(&dlq)
-                .key(&format!("k{i}"))
-                .payload("x")
-                .headers(h),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    }
+    common::produce_dead_letters(&dlq, 14, Some(&orig)).await;
     let sl = setup.start().await;
     let depth = format!("sightline_dead_letter_depth{{topic=\"{dlq}\"}}");
     sl.wait_metric(&depth, 14, Duration::from_secs(60)).await;

@@ -8,7 +8,6 @@
 mod common;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
@@ -89,23 +88,8 @@ async fn three_members_announce_each_change_once_and_a_successor_does_not_repeat
     let (lag_topic, alerts_topic) = (format!("{}.lag", setup.out), format!("{}.alerts", setup.out));
 
     // Five dead letters: over the threshold of 3.
+    common::produce_dead_letters(&dlq, 5, None).await;
     let producer: FutureProducer = common::client().create().unwrap();
-    for i in 0..5 {
-        let h = OwnedHeaders::new().insert(Header {
-            key: "sightline.error.class",
-            value: Some("invalid_json"),
-        });
-        producer
-            .send(
-                rdkafka::producer::FutureRecord::to(&dlq)
-                    .key(&format!("k{i}"))
-                    .payload("x")
-                    .headers(h),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
     // The watched group commits once and never again, while its topic keeps growing: STALL,
     // then STOP once its last commit is older than the window.
     common::produce(&producer, &watched_topic, "k", b"{}").await;

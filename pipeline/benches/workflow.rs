@@ -590,15 +590,7 @@ async fn decode_floor(id: &str, prefix: &str, inputs: &[&str], records: usize) -
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             started.get_or_insert_with(Instant::now);
             read += 1;
-            let rec = RawRecord {
-                topic: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp_ms: m.timestamp().to_millis(),
-                key: m.key(),
-                value: m.payload(),
-                headers: &[],
-            };
+            let rec = RawRecord::of(&m, &[]);
             let mapper = &mappers[rec.topic];
             if let Ok(d) = decoder.read(rec.value, mapper.projection(), false).await {
                 mapped += mapper.map_fields(&d.fields, &rec).is_ok() as usize;
@@ -619,15 +611,7 @@ async fn decode_floor(id: &str, prefix: &str, inputs: &[&str], records: usize) -
     while checked < records {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             checked += 1;
-            let rec = RawRecord {
-                topic: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp_ms: m.timestamp().to_millis(),
-                key: m.key(),
-                value: m.payload(),
-                headers: &[],
-            };
+            let rec = RawRecord::of(&m, &[]);
             let mapper = &mappers[rec.topic];
             let projected = match decoder.read(rec.value, mapper.projection(), false).await {
                 Ok(d) => mapper.map_fields(&d.fields, &rec).map_err(class),

@@ -984,3 +984,32 @@ pub async fn produce_all(records: impl IntoIterator<Item = Outgoing>) {
         p.await.unwrap().unwrap();
     }
 }
+
+/// Produces `n` dead letters to `dlq` (keys `k0`.., payload `x`, error class `invalid_json`, and
+/// the original topic when given), each acknowledged.
+pub async fn produce_dead_letters(dlq: &str, n: usize, original_topic: Option<&str>) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let p: rdkafka::producer::FutureProducer = client().create().unwrap();
+    for i in 0..n {
+        let mut h = OwnedHeaders::new();
+        if let Some(t) = original_topic {
+            h = h.insert(Header {
+                key: "sightline.original.topic",
+                value: Some(t),
+            });
+        }
+        let h = h.insert(Header {
+            key: "sightline.error.class",
+            value: Some("invalid_json"),
+        });
+        p.send(
+            rdkafka::producer::FutureRecord::to(dlq)
+                .key(&format!("k{i}"))
+                .payload("x")
+                .headers(h),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+}
