@@ -51,7 +51,11 @@ fn assert_changes_once(events: &[Value], label: &str) {
         let previous = e["previous_status"].as_str();
         assert_ne!(Some(status), previous, "{label}: {statuses:?}");
         if i > 0 {
-            assert_ne!(Some(status), before, "{label}: a status announced twice in a row: {statuses:?}");
+            assert_ne!(
+                Some(status),
+                before,
+                "{label}: a status announced twice in a row: {statuses:?}"
+            );
             assert_eq!(previous, before, "{label}: {statuses:?}");
         }
         before = Some(status);
@@ -85,7 +89,10 @@ async fn three_members_announce_each_change_once_and_a_successor_does_not_repeat
         common::unique("ledger"),
         common::unique("audit")
     ));
-    let (lag_topic, alerts_topic) = (format!("{}.lag", setup.out), format!("{}.alerts", setup.out));
+    let (lag_topic, alerts_topic) = (
+        format!("{}.lag", setup.out),
+        format!("{}.alerts", setup.out),
+    );
 
     // Five dead letters: over the threshold of 3.
     common::produce_dead_letters(&dlq, 5, None).await;
@@ -104,7 +111,8 @@ async fn three_members_announce_each_change_once_and_a_successor_does_not_repeat
     c.commit(&tpl, CommitMode::Sync).unwrap();
     let producing = Arc::new(AtomicBool::new(true));
     let feed = {
-        let (producing, producer, topic) = (producing.clone(), producer.clone(), watched_topic.clone());
+        let (producing, producer, topic) =
+            (producing.clone(), producer.clone(), watched_topic.clone());
         tokio::spawn(async move {
             while producing.load(Ordering::Relaxed) {
                 common::produce(&producer, &topic, "k", b"{}").await;
@@ -125,7 +133,10 @@ async fn three_members_announce_each_change_once_and_a_successor_does_not_repeat
                 "commit_interval_ms = 100\n",
                 &format!("commit_interval_ms = 100\ninstance_id = \"{name}\"\n"),
             )
-            .replace(&format!("127.0.0.1:{}", setup.port), &format!("127.0.0.1:{port}"))
+            .replace(
+                &format!("127.0.0.1:{}", setup.port),
+                &format!("127.0.0.1:{port}"),
+            )
             .replace("dir = \"state\"", &format!("dir = \"state-{name}\"")),
         )
         .unwrap();
@@ -139,7 +150,9 @@ async fn three_members_announce_each_change_once_and_a_successor_does_not_repeat
     // Every member measures STOP, and the group has settled: one member owns the side
     // monitors (each has polled since: a member emits, or drops, what each poll finds).
     let live = |members: &Vec<Option<common::Sightline>>| -> Vec<usize> {
-        (0..members.len()).filter(|i| members[*i].is_some()).collect()
+        (0..members.len())
+            .filter(|i| members[*i].is_some())
+            .collect()
     };
     let settled = async |members: &Vec<Option<common::Sightline>>, what: &str| -> usize {
         let mut since: Vec<u64> = Vec::new();
@@ -164,29 +177,43 @@ async fn three_members_announce_each_change_once_and_a_successor_does_not_repeat
         // committed its ticks) a few times more.
         let m = members[owner_index].as_ref().unwrap();
         let n = m.metric(polls).await;
-        common::wait_for("the owner to poll 4 times more", Duration::from_secs(60), async || {
-            (m.metric(polls).await >= n + 4 && m.metric(owner).await == 1).then_some(())
-        })
+        common::wait_for(
+            "the owner to poll 4 times more",
+            Duration::from_secs(60),
+            async || (m.metric(polls).await >= n + 4 && m.metric(owner).await == 1).then_some(()),
+        )
         .await;
         owner_index
     };
-    common::wait_for("a STOP event for the watched group", Duration::from_secs(120), async || {
-        lag_events(&lag_topic, &watched)
-            .iter()
-            .any(|e| e["status"] == "STOP")
-            .then_some(())
-    })
+    common::wait_for(
+        "a STOP event for the watched group",
+        Duration::from_secs(120),
+        async || {
+            lag_events(&lag_topic, &watched)
+                .iter()
+                .any(|e| e["status"] == "STOP")
+                .then_some(())
+        },
+    )
     .await;
     let first_owner = settled(&members, "every member measuring STOP, one owner").await;
     let before = lag_events(&lag_topic, &watched);
     assert_changes_once(&before, "three members");
     let fired = dead_letter_alerts(&alerts_topic);
     let id = format!("dead_letters/estate/{dlq}/dead_letter_depth");
-    assert_eq!(fired, vec![(id.clone(), "FIRING".to_string())], "three members");
+    assert_eq!(
+        fired,
+        vec![(id.clone(), "FIRING".to_string())],
+        "three members"
+    );
 
     // The owner is killed; a survivor takes partition 0 and its announced levels.
     drop(members[first_owner].take());
-    let successor = settled(&members, "a successor owning the side monitors, every survivor at STOP").await;
+    let successor = settled(
+        &members,
+        "a successor owning the side monitors, every survivor at STOP",
+    )
+    .await;
     assert_ne!(successor, first_owner);
     assert_eq!(
         lag_events(&lag_topic, &watched),

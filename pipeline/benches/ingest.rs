@@ -33,7 +33,10 @@ fn spec(format: &str) -> SourceSpec {
 
 async fn one(by_projection: bool, decoder: &Decoder, mapper: &Mapper, rec: &RawRecord<'_>) -> bool {
     if by_projection {
-        let d = decoder.read(rec.value, mapper.projection(), false).await.expect("decodes");
+        let d = decoder
+            .read(rec.value, mapper.projection(), false)
+            .await
+            .expect("decodes");
         mapper.map_fields(&d.fields, rec).is_ok()
     } else {
         let d = decoder.decode(rec.value).await.expect("decodes");
@@ -41,7 +44,13 @@ async fn one(by_projection: bool, decoder: &Decoder, mapper: &Mapper, rec: &RawR
     }
 }
 
-async fn run(name: &str, by_projection: bool, decoder: &Decoder, mapper: &Mapper, records: &[Vec<u8>]) {
+async fn run(
+    name: &str,
+    by_projection: bool,
+    decoder: &Decoder,
+    mapper: &Mapper,
+    records: &[Vec<u8>],
+) {
     // Warm up (the first Avro record fetches its schema from the registry).
     for r in records.iter().take(1000) {
         let rec = RawRecord {

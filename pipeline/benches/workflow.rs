@@ -629,7 +629,9 @@ async fn decode_floor(id: &str, prefix: &str, inputs: &[&str], records: usize) -
             same += 1;
         }
     }
-    println!("decode check: the projection gives the document's event on {same} of {checked} records");
+    println!(
+        "decode check: the projection gives the document's event on {same} of {checked} records"
+    );
     rate
 }
 

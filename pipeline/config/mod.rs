@@ -300,7 +300,6 @@ impl Default for HttpConfig {
     }
 }
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputsConfig {

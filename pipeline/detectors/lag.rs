@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, VecDeque};
 /// The lag contract's types (outputs/lag.rs), which this detector computes.
 pub use crate::outputs::lag::{LagStatus, TimeLagMethod};
 
-
 /// One observation of a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
@@ -121,7 +120,6 @@ impl GroupWindows {
         (group, per)
     }
 }
-
 
 /// When the record at `offset` was written, interpolated from `(wall ms, high watermark)`
 /// samples (oldest first): it was written between the last sample whose high watermark had not

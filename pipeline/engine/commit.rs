@@ -119,7 +119,11 @@ impl Engine {
             }
             match self.producer.send_result(record) {
                 Ok(d) => outputs.push((out, topic, d)),
-                Err((e, _)) => return self.abort(TxnError::of(format!("producing to {topic}"), e)).await,
+                Err((e, _)) => {
+                    return self
+                        .abort(TxnError::of(format!("producing to {topic}"), e))
+                        .await
+                }
             }
         }
         // The changelog of every state write.

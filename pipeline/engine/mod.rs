@@ -690,7 +690,10 @@ impl Engine {
                 }
             }
             (None, Some(contract)) => {
-                let doc = decoded.doc.as_ref().expect("a JSON contract reads the document");
+                let doc = decoded
+                    .doc
+                    .as_ref()
+                    .expect("a JSON contract reads the document");
                 let violations = crate::contracts::json::check(doc, &contract.schema);
                 for v in &violations {
                     let field = if v.kind == ViolationKind::UnknownField {
@@ -1472,11 +1475,10 @@ impl Engine {
             None => self.store.get(crate::state::CF_META, &k)?,
         };
         let last = last.and_then(|v| String::from_utf8(v).ok());
-        let write = levels::remember(last.as_deref(), level).then(|| {
-            crate::state::Op::Put(crate::state::CF_META, k, level.as_bytes().to_vec())
-        });
-        let news = levels::is_news(last.as_deref(), level)
-            .then(|| levels::after(out, last.as_deref()));
+        let write = levels::remember(last.as_deref(), level)
+            .then(|| crate::state::Op::Put(crate::state::CF_META, k, level.as_bytes().to_vec()));
+        let news =
+            levels::is_news(last.as_deref(), level).then(|| levels::after(out, last.as_deref()));
         Ok((news, write))
     }
 

@@ -8,9 +8,9 @@
 
 use super::clock::{PartitionClock, StreamClock};
 use crate::detectors::workflow::{Instance, Timer, Workflow};
-use crate::state::keys;
 use crate::ingest::Event;
 use crate::outputs::Output;
+use crate::state::keys;
 use crate::state::{Op, StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
 use std::collections::{BTreeMap, HashMap};
 
@@ -144,7 +144,9 @@ fn stage(
     key: &str,
     t: crate::detectors::workflow::Transition,
 ) {
-    batch.instances.insert(keys::instance(p, wf, key), t.instance);
+    batch
+        .instances
+        .insert(keys::instance(p, wf, key), t.instance);
     for Timer { due_ms, kind } in t.timers {
         // A timer due where the scans have passed already must be found by the next one.
         if let Some(done) = fired_to.get_mut(&p) {

@@ -380,7 +380,10 @@ mod tests {
                         match tier {
                             Some(i) => AvroValue::Union(
                                 1,
-                                Box::new(AvroValue::Enum(i as u32, ["EU", "US"][i as usize].into())),
+                                Box::new(AvroValue::Enum(
+                                    i as u32,
+                                    ["EU", "US"][i as usize].into(),
+                                )),
                             ),
                             None => AvroValue::Union(0, Box::new(AvroValue::Null)),
                         },
@@ -466,14 +469,26 @@ mod tests {
         let plan = Plan::compile(&schema, &p).unwrap();
         let body = write(
             &schema,
-            order("order_confirmed", 1.0, 1, Some("X"), vec![], 0.0, None, None),
+            order(
+                "order_confirmed",
+                1.0,
+                1,
+                Some("X"),
+                vec![],
+                0.0,
+                None,
+                None,
+            ),
         );
         let (clean, _) = plan.read(&body).unwrap();
         let mut dirty = body.clone();
         // "coupon" is the union branch 1 string "X": replace its one byte with an invalid one.
         let at = dirty.iter().position(|b| *b == b'X').unwrap();
         dirty[at] = 0xff;
-        assert!(generic(&schema, &p, &dirty).is_none(), "the generic decoder rejects it");
+        assert!(
+            generic(&schema, &p, &dirty).is_none(),
+            "the generic decoder rejects it"
+        );
         assert_eq!(plan.read(&dirty).unwrap(), (clean, body.len()));
     }
 

@@ -3,14 +3,14 @@
 //! Avro alike), for the JSON contract check, for UUIDs on a named path, and as the oracle the
 //! projections are tested against.
 
+use super::avro_project::Plan;
+use super::project::{Fields, Projection};
 use super::Rejection;
 use crate::deadletter::ErrorClass;
 use crate::observe::health::Health;
 use crate::topology::Format;
-use schema_registry_converter::async_impl::avro::AvroDecoder;
-use super::avro_project::Plan;
-use super::project::{Fields, Projection};
 use dashmap::DashMap;
+use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::avro_common::AvroSchema;
 use std::sync::Arc;
 

@@ -203,9 +203,7 @@ pub fn parse_time(v: &Scalar, format: TimeFormat) -> Option<i64> {
     match (format, v) {
         (TimeFormat::Auto | TimeFormat::Rfc3339, Scalar::Str(s)) => rfc3339(s),
         (TimeFormat::Auto | TimeFormat::EpochMillis, Scalar::Num(n)) => n.as_i64(),
-        (TimeFormat::EpochSeconds, Scalar::Num(n)) => {
-            n.as_i64().and_then(|s| s.checked_mul(1000))
-        }
+        (TimeFormat::EpochSeconds, Scalar::Num(n)) => n.as_i64().and_then(|s| s.checked_mul(1000)),
         (TimeFormat::EpochMillis, Scalar::Str(s)) => s.parse().ok(),
         (TimeFormat::EpochSeconds, Scalar::Str(s)) => {
             s.parse::<i64>().ok().and_then(|s| s.checked_mul(1000))
@@ -213,7 +211,6 @@ pub fn parse_time(v: &Scalar, format: TimeFormat) -> Option<i64> {
         _ => None,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -363,7 +363,16 @@ mod tests {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
                 proptest::collection::vec(
-                    (prop_oneof![Just("type".to_string()), Just("order".to_string()), Just("id".to_string()), Just("at".to_string()), "[a-c]{1,2}"], inner),
+                    (
+                        prop_oneof![
+                            Just("type".to_string()),
+                            Just("order".to_string()),
+                            Just("id".to_string()),
+                            Just("at".to_string()),
+                            "[a-c]{1,2}"
+                        ],
+                        inner
+                    ),
                     0..6
                 )
                 .prop_map(|kv| Value::Object(kv.into_iter().collect())),

@@ -257,4 +257,3 @@ pub fn list_groups<C: ClientContext>(
 pub fn nothing_to_commit(e: &rdkafka::error::KafkaError) -> bool {
     e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
 }
-

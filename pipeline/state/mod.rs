@@ -21,7 +21,6 @@ pub mod query;
 /// Key-value pairs read from the store, in key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-
 /// Everything drift detection knows, with the partition prefixes removed.
 pub fn drift_knowledge(store: &Store) -> Result<Pairs, StateError> {
     Ok(store

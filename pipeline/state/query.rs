@@ -2,8 +2,8 @@
 //! the oldest open instances by workflow and step, timers due soon. The running instance's
 //! HTTP API and `sightline state` on a stopped instance's directory both answer with these.
 
-use super::{StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
 use super::keys;
+use super::{StateError, Store, CF_INSTANCES, CF_META, CF_TIMERS};
 use crate::detectors::workflow::{TimerKind, Workflow};
 use serde::Serialize;
 use serde_json::{json, Value};
