@@ -153,6 +153,8 @@ pub fn main() -> ExitCode {
             Command::State(args) => state::state(args).await,
         }
     });
+    // A Kafka call given up on as stuck may still hold a blocking thread: exit without it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -208,40 +208,44 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let committed = tokio::task::spawn_blocking(move || {
-            let t = Instant::now();
-            if let Some(tpl) = offsets.filter(|t| t.count() > 0) {
-                let metadata = metadata.ok_or_else(|| {
-                    TxnError::abortable(
-                        "sending offsets to the transaction",
-                        "no consumer group metadata",
-                    )
-                })?;
+        let committed = self
+            .transaction_call("committing the transaction", move || {
+                let t = Instant::now();
+                if let Some(tpl) = offsets.filter(|t| t.count() > 0) {
+                    let metadata = metadata.ok_or_else(|| {
+                        TxnError::abortable(
+                            "sending offsets to the transaction",
+                            "no consumer group metadata",
+                        )
+                    })?;
+                    producer
+                        .send_offsets_to_transaction(&tpl, &metadata, TXN_TIMEOUT)
+                        .map_err(|e| TxnError::of("sending offsets to the transaction", e))?;
+                }
+                let offsets_in = t.elapsed();
                 producer
-                    .send_offsets_to_transaction(&tpl, &metadata, TXN_TIMEOUT)
-                    .map_err(|e| TxnError::of("sending offsets to the transaction", e))?;
-            }
-            let offsets_in = t.elapsed();
-            producer
-                .commit_transaction(TXN_TIMEOUT)
-                .map_err(|e| TxnError::of("committing the transaction", e))?;
-            tracing::debug!(
-                send_ms = sent_in.as_millis() as u64,
-                changelog_records = logged_count,
-                produce_ms = produced_in.as_millis() as u64,
-                offsets_ms = offsets_in.as_millis() as u64,
-                commit_ms = (t.elapsed() - offsets_in).as_millis() as u64,
-                "transaction committed"
-            );
-            Ok(())
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(TxnError::abortable(
+                    .commit_transaction(TXN_TIMEOUT)
+                    .map_err(|e| TxnError::of("committing the transaction", e))?;
+                tracing::debug!(
+                    send_ms = sent_in.as_millis() as u64,
+                    changelog_records = logged_count,
+                    produce_ms = produced_in.as_millis() as u64,
+                    offsets_ms = offsets_in.as_millis() as u64,
+                    commit_ms = (t.elapsed() - offsets_in).as_millis() as u64,
+                    "transaction committed"
+                );
+                Ok(())
+            })
+            .await;
+        let committed = match committed {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Err(TxnError::abortable(
                 "committing the transaction",
                 format!("the commit task failed: {e}"),
-            ))
-        });
+            )),
+            // The producer is stuck: nothing can be aborted with it; new clients take over.
+            None => return self.producer_stuck_restart(),
+        };
         if let Err(e) = committed {
             return self.abort(e).await;
         }
@@ -288,10 +292,15 @@ impl Engine {
             return Outcome::Fatal(Stop::Transaction(reason));
         }
         let producer = self.producer.clone();
-        let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT))
+        let aborted = match self
+            .transaction_call("aborting the transaction", move || {
+                producer.abort_transaction(TXN_TIMEOUT)
+            })
             .await
-            .map(|r| r.is_ok())
-            .unwrap_or(false);
+        {
+            Some(r) => r.is_ok_and(|r| r.is_ok()),
+            None => return self.producer_stuck_restart(),
+        };
         self.in_transaction = false;
         TransactionEnded {
             result: if aborted { "aborted" } else { "abort_failed" },
@@ -304,6 +313,60 @@ impl Engine {
             if aborted { "aborted" } else { "left to time out" }
         ))
     }
+    /// Runs a blocking transaction call on the blocking pool, and gives up on it when it has
+    /// not returned well after its own timeout. librdkafka does not always keep that timeout:
+    /// `send_offsets_to_transaction` waits forever when the group coordinator it has cached was
+    /// down when the call began and no broker changes state afterwards (a broker restart can
+    /// leave it so). `None`: the call is left behind, and the producer marked stuck.
+    async fn transaction_call<T: Send + 'static>(
+        &mut self,
+        what: &str,
+        call: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<Result<T, tokio::task::JoinError>> {
+        match bounded(TXN_TIMEOUT + STUCK_MARGIN, call).await {
+            Some(r) => Some(r),
+            None => {
+                let why = format!(
+                    "the transactional producer did not return from {what} within {} s",
+                    (TXN_TIMEOUT + STUCK_MARGIN).as_secs()
+                );
+                tracing::error!(reason = %why, "Kafka producer stuck; the engine starts over with new clients");
+                self.producer_stuck = Some(why);
+                None
+            }
+        }
+    }
+
+    /// After a stuck transaction call: no abort is possible with this producer (the broker
+    /// aborts the transaction when the new producer's `init_transactions` fences it).
+    fn producer_stuck_restart(&mut self) -> Outcome {
+        self.in_transaction = false;
+        TransactionEnded {
+            result: "abort_failed",
+            seconds: 0.0,
+            records: 0,
+        }
+        .emit();
+        Outcome::Restart(format!(
+            "Kafka transaction left open ({}). The engine starts over from the last committed transaction.",
+            self.producer_stuck.as_deref().unwrap_or("the producer is stuck")
+        ))
+    }
+}
+
+/// How much longer than its own timeout a transaction call may take before the producer is
+/// given up as stuck.
+const STUCK_MARGIN: Duration = Duration::from_secs(15);
+
+/// Runs `call` on the blocking pool and waits for it at most `limit`: `None` when it has not
+/// returned by then (it is left running).
+async fn bounded<T: Send + 'static>(
+    limit: Duration,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Option<Result<T, tokio::task::JoinError>> {
+    tokio::time::timeout(limit, tokio::task::spawn_blocking(call))
+        .await
+        .ok()
 }
 
 /// The next offsets to read after `msgs`, per partition.
@@ -323,4 +386,78 @@ pub fn next_offsets<'a>(
         let _ = tpl.add_partition_offset(&t, p, rdkafka::Offset::Offset(o));
     }
     tpl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::mocking::{MockCluster, MockCoordinator};
+    use rdkafka::producer::FutureProducer;
+
+    /// librdkafka's `send_offsets_to_transaction` does not keep its timeout when the group
+    /// coordinator is down as the call begins: it waits for a broker state change. The engine's
+    /// bound on the call is what gets it out.
+    #[test]
+    fn a_transaction_call_past_its_timeout_is_given_up() {
+        // Its own runtime, shut down without waiting for the call left behind.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(given_up());
+        runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+
+    async fn given_up() {
+        let cluster = MockCluster::new(3).unwrap();
+        cluster.create_topic("in", 1, 1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        cluster
+            .coordinator(MockCoordinator::Transaction("txn".into()), 1)
+            .unwrap();
+        cluster
+            .coordinator(MockCoordinator::Group("g".into()), 2)
+            .unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("transactional.id", "txn")
+            .create()
+            .unwrap();
+        producer.init_transactions(Duration::from_secs(10)).unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(
+                FutureRecord::<str, str>::to("out").payload("x"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "g")
+            .create()
+            .unwrap();
+        let metadata = consumer.group_metadata().unwrap();
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset("in", 0, rdkafka::Offset::Offset(1))
+            .unwrap();
+        cluster.broker_down(2).unwrap();
+        let started = Instant::now();
+        let p = producer.clone();
+        let r = bounded(Duration::from_secs(8), move || {
+            p.send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(2))
+        })
+        .await;
+        assert!(
+            r.is_none(),
+            "send_offsets_to_transaction returned after {:?}: librdkafka now keeps its timeout",
+            started.elapsed()
+        );
+        // The call left behind still holds the producer: the cluster stays up under it.
+        std::mem::forget(cluster);
+    }
 }

@@ -105,6 +105,9 @@ pub struct Engine {
     pub guarantee: crate::config::Guarantee,
     /// A transaction is open (exactly-once).
     pub in_transaction: bool,
+    /// Why the transactional producer was given up on (a call that never returned): the
+    /// engine needs new clients.
+    pub producer_stuck: Option<String>,
     /// The state changelog topic (exactly-once).
     pub changelog: Option<String>,
     /// Outputs of the side tasks (lag events, dead-letter alerts; `lag::run_periodic`), committed with the next
@@ -509,6 +512,9 @@ impl Engine {
         // A producer whose abort failed may be in a fatal state (a broker restart mid-commit:
         // INVALID_TXN_STATE); it can never begin another transaction, so the engine needs new
         // clients (the caller rebuilds it; the new producer's init_transactions fences the old).
+        if let Some(why) = &self.producer_stuck {
+            return Err(format!("{why}; new clients are needed"));
+        }
         if let Some((code, reason)) =
             rdkafka::producer::Producer::client(&self.producer).fatal_error()
         {

@@ -603,6 +603,7 @@ pub async fn build(
         store,
         guarantee: cfg.kafka.processing_guarantee,
         in_transaction: false,
+        producer_stuck: None,
         changelog,
         side_outputs: None,
         dead_letter_watch: if cfg.dead_letters.enabled {

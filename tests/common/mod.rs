@@ -199,11 +199,14 @@ pub async fn http_get(url: &str) -> Option<(u16, String)> {
 pub struct Sightline {
     pub child: std::process::Child,
     pub http: String,
+    /// Where its JSON log goes: the tail is printed when a test fails with it running.
+    pub log: std::path::PathBuf,
 }
 
 impl Sightline {
     /// Spawns `sightline run --config <config>` with JSON logs appended to `log`.
     pub fn spawn(config: &std::path::Path, log: &std::path::Path, http_port: u16) -> Sightline {
+        let log_path = log.to_path_buf();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -219,6 +222,7 @@ impl Sightline {
         Sightline {
             child,
             http: format!("http://127.0.0.1:{http_port}"),
+            log: log_path,
         }
     }
 
@@ -278,10 +282,29 @@ impl Sightline {
 
 impl Drop for Sightline {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed test's temp dir goes with it: keep the evidence in the test's output.
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(LOG_TAIL);
+            eprintln!(
+                "--- last {} lines of {} (pid {}) ---",
+                lines.len() - from,
+                self.log.display(),
+                self.child.id()
+            );
+            for l in &lines[from..] {
+                eprintln!("{l}");
+            }
+            eprintln!("--- end of log ---");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
+
+/// Log lines a failing test prints from each Sightline it ran.
+const LOG_TAIL: usize = 150;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
