@@ -25,7 +25,9 @@
 //! SIGHTLINE_BENCH_ORDERS=1000000 cargo bench --bench workflow
 //! ```
 //!
-//! `SIGHTLINE_BENCH_QUICK=1` stops after the ceiling and the exactly-once run (for profiling).
+//! `SIGHTLINE_BENCH_QUICK=1` stops after the ceiling, the exactly-once run and Kafka Streams (for
+//! profiling). `SIGHTLINE_BENCH_KSTREAMS_THREADS` (default "1,2"; "0": none): the thread counts of
+//! pipeline/benches/kafka-streams, the same detection in Kafka Streams, run on the same records.
 //! `SIGHTLINE_BENCH_OVERRIDES="key=value,..."` passes librdkafka overrides to the runs.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -35,6 +37,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use std::time::{Duration, Instant};
 
+#[path = "kafka_streams.rs"]
+mod kafka_streams;
 #[path = "support.rs"]
 mod support;
 use sightline::demo::generator;
@@ -390,10 +394,35 @@ async fn main() {
     let disk = dir_bytes(&dir.join("state"));
     let per_m = 1_000_000.0 / records as f64;
     let per_m_instances = 1_000_000.0 / n as f64;
+    let sightline_alerts = alerts_by_kind(port);
+    let mut dead_by_class = std::collections::BTreeMap::new();
+    for ((topic, class), n) in by_labels(
+        port,
+        "sightline_records_dead_lettered_total",
+        ["topic", "class"],
+    ) {
+        if topic.starts_with(&prefix) {
+            *dead_by_class.entry(class).or_insert(0u64) += n;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let ks = if open_only {
+        Vec::new()
+    } else {
+        kafka_streams_runs(&id, &inputs, records).await
+    };
+    compare(
+        rate,
+        cpu * per_m,
+        &dead_by_class,
+        &sightline_alerts,
+        &ks,
+        ceiling,
+        per_m,
+    );
     if std::env::var("SIGHTLINE_BENCH_QUICK").is_ok_and(|v| v == "1") {
-        // The profiling loop: the ceiling and the exactly-once run only.
-        let _ = child.kill();
-        let _ = child.wait();
+        // The profiling loop: the ceiling, the exactly-once run and Kafka Streams only.
         println!(
             "quick: ceiling {ceiling:.0} records/s; decode floor {floor:.0} records/s ({:.0}%); exactly once {rate:.0} records/s ({:.0}%), {:.1} CPU s per million; {dead} dead-lettered, {alerts} alerts, {drift} drift events; peak RSS {:.0} MiB",
             100.0 * floor / ceiling,
@@ -405,8 +434,6 @@ async fn main() {
         return;
     }
     if open_only {
-        let _ = child.kill();
-        let _ = child.wait();
         println!();
         println!("| measure | value |");
         println!("|---|---|");
@@ -429,8 +456,6 @@ async fn main() {
     // Deadline to alert, wall-clock mode: an instance on the probe workflow alone (the
     // order-to-cash history runs on event time; on the wall clock its old deadlines would all
     // be due at once).
-    let _ = child.kill();
-    let _ = child.wait();
     let dir_probe = std::env::temp_dir().join(format!("sightline-bench-{id}-probe"));
     let (mut probe_child, probe_port) = start(
         &dir_probe,
@@ -531,6 +556,130 @@ async fn main() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir_alo);
+}
+
+/// Sightline's alerts by (kind, status), from its metrics.
+fn alerts_by_kind(port: u16) -> std::collections::BTreeMap<(String, String), u64> {
+    by_labels(port, "sightline_alerts_emitted_total", ["kind", "status"])
+}
+
+/// The samples of a metric family summed by the values of two of its labels.
+fn by_labels(
+    port: u16,
+    family: &str,
+    labels: [&str; 2],
+) -> std::collections::BTreeMap<(String, String), u64> {
+    let mut by = std::collections::BTreeMap::new();
+    for l in scrape(port).lines() {
+        let Some(rest) = l.strip_prefix(&format!("{family}{{")) else {
+            continue;
+        };
+        let label = |k: &str| {
+            rest.split_once(&format!("{k}=\""))
+                .and_then(|(_, r)| r.split_once('"'))
+                .map(|(v, _)| v.to_string())
+                .unwrap_or_default()
+        };
+        let n = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        *by.entry((label(labels[0]), label(labels[1]))).or_insert(0) += n.unwrap_or(0.0) as u64;
+    }
+    by
+}
+
+/// The Kafka Streams application on the same records, at each thread count of
+/// `SIGHTLINE_BENCH_KSTREAMS_THREADS` (default "1,2"; "0" skips it).
+async fn kafka_streams_runs(
+    id: &str,
+    inputs: &[String],
+    records: usize,
+) -> Vec<kafka_streams::Run> {
+    let threads = std::env::var("SIGHTLINE_BENCH_KSTREAMS_THREADS").unwrap_or("1,2".into());
+    if threads == "0" {
+        return Vec::new();
+    }
+    let jar = kafka_streams::build().unwrap_or_else(|e| panic!("{e}"));
+    let mut runs = Vec::new();
+    for t in threads.split(',') {
+        let t = t
+            .trim()
+            .parse()
+            .expect("SIGHTLINE_BENCH_KSTREAMS_THREADS: 1,2,...");
+        let run = kafka_streams::run(&jar, &registry_url(), id, inputs, records, t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "kafka streams, {t} thread(s): {:.0} records/s, {:.1} CPU s per million",
+            run.rate,
+            run.cpu * 1_000_000.0 / records as f64
+        );
+        runs.push(run);
+    }
+    runs
+}
+
+/// Sightline next to Kafka Streams: throughput, CPU and alert counts of the same run.
+fn compare(
+    rate: f64,
+    cpu_per_m: f64,
+    dead_by_class: &std::collections::BTreeMap<String, u64>,
+    sightline: &std::collections::BTreeMap<(String, String), u64>,
+    ks: &[kafka_streams::Run],
+    ceiling: f64,
+    per_m: f64,
+) {
+    let Some(best) = ks.iter().max_by(|a, b| a.rate.total_cmp(&b.rate)) else {
+        return;
+    };
+    println!();
+    println!("| same records, same run | records/s | % of the ceiling | CPU s per million |");
+    println!("|---|---|---|---|");
+    println!("| raw-consume ceiling | {ceiling:.0} | 100% | |");
+    println!(
+        "| Sightline, exactly once | {rate:.0} | {:.1}% | {cpu_per_m:.1} |",
+        100.0 * rate / ceiling
+    );
+    for r in ks {
+        println!(
+            "| Kafka Streams 4.1, exactly once v2, {} thread(s) | {:.0} | {:.1}% | {:.1} |",
+            r.threads,
+            r.rate,
+            100.0 * r.rate / ceiling,
+            r.cpu * per_m
+        );
+    }
+    println!(
+        "| Sightline / Kafka Streams at its best ({} thread(s)) | {:.2}x | | |",
+        best.threads,
+        rate / best.rate
+    );
+    println!();
+    println!("| alerts (kind, status) | Sightline | Kafka Streams |");
+    println!("|---|---|---|");
+    let mut keys: std::collections::BTreeSet<&(String, String)> = sightline.keys().collect();
+    keys.extend(best.alerts.keys());
+    for k in keys {
+        println!(
+            "| {} {} | {} | {} |",
+            k.0,
+            k.1,
+            sightline.get(k).copied().unwrap_or(0),
+            best.alerts.get(k).copied().unwrap_or(0)
+        );
+    }
+    println!(
+        "| records dead-lettered | {} | {} |",
+        dead_by_class.values().sum::<u64>(),
+        best.dead_lettered.values().sum::<u64>()
+    );
+    let mut classes: std::collections::BTreeSet<&String> = dead_by_class.keys().collect();
+    classes.extend(best.dead_lettered.keys());
+    for class in classes {
+        println!(
+            "| dead-lettered as {class} | {} | {} |",
+            dead_by_class.get(class).copied().unwrap_or(0),
+            best.dead_lettered.get(class).copied().unwrap_or(0)
+        );
+    }
 }
 
 /// topologies/order-to-cash.yaml on the benchmark's topics, as Avro.
