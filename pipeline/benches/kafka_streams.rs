@@ -199,8 +199,11 @@ fn wait_committed(group: &str, inputs: &[String]) -> Result<(), String> {
     }
 }
 
-/// Every committed record of `topic`: its value and its `reason` header.
-fn read_all(topic: &str) -> Result<Vec<(Vec<u8>, Option<String>)>, String> {
+/// A record read back: its value and its `reason` header.
+type ReadBack = (Vec<u8>, Option<String>);
+
+/// Every committed record of `topic`.
+fn read_all(topic: &str) -> Result<Vec<ReadBack>, String> {
     let c: BaseConsumer = client()
         .set("group.id", format!("count-{topic}"))
         .set("isolation.level", "read_committed")
