@@ -282,13 +282,7 @@ impl Engine {
         if !reason.is_abortable() {
             // Fenced (another instance took this transactional.id) or otherwise unusable: the
             // producer cannot abort; this instance must stop.
-            self.in_transaction = false;
-            TransactionEnded {
-                result: "abort_failed",
-                seconds: 0.0,
-                records: 0,
-            }
-            .emit();
+            self.abandon_transaction();
             return Outcome::Fatal(Stop::Transaction(reason));
         }
         let producer = self.producer.clone();
@@ -337,9 +331,8 @@ impl Engine {
         }
     }
 
-    /// After a stuck transaction call: no abort is possible with this producer (the broker
-    /// aborts the transaction when the new producer's `init_transactions` fences it).
-    fn producer_stuck_restart(&mut self) -> Outcome {
+    /// The open transaction is given up without an abort (the producer cannot run one).
+    fn abandon_transaction(&mut self) {
         self.in_transaction = false;
         TransactionEnded {
             result: "abort_failed",
@@ -347,6 +340,12 @@ impl Engine {
             records: 0,
         }
         .emit();
+    }
+
+    /// After a stuck transaction call: no abort is possible with this producer (the broker
+    /// aborts the transaction when the new producer's `init_transactions` fences it).
+    fn producer_stuck_restart(&mut self) -> Outcome {
+        self.abandon_transaction();
         Outcome::Restart(format!(
             "Kafka transaction left open ({}). The engine starts over from the last committed transaction.",
             self.producer_stuck.as_deref().unwrap_or("the producer is stuck")

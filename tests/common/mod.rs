@@ -514,6 +514,14 @@ pub fn expected_workflow_alerts(
     want
 }
 
+/// The high watermark of `topic`[`p`].
+pub fn end_offset(topic: &str, p: i32) -> i64 {
+    let c: BaseConsumer = client().create().expect("client");
+    c.fetch_watermarks(topic, p, Duration::from_secs(10))
+        .expect("watermarks")
+        .1
+}
+
 /// Whether consumer group `group` has committed every partition of `topics` up to its end.
 pub fn caught_up(group: &str, topics: &[String]) -> bool {
     use rdkafka::consumer::Consumer;
