@@ -307,6 +307,7 @@ impl Engine {
             if aborted { "aborted" } else { "left to time out" }
         ))
     }
+
     /// Runs a blocking transaction call on the blocking pool, and gives up on it when it has
     /// not returned well after its own timeout. librdkafka does not always keep that timeout:
     /// `send_offsets_to_transaction` waits forever when the group coordinator it has cached was
@@ -317,18 +318,16 @@ impl Engine {
         what: &str,
         call: impl FnOnce() -> T + Send + 'static,
     ) -> Option<Result<T, tokio::task::JoinError>> {
-        match bounded(TXN_TIMEOUT + STUCK_MARGIN, call).await {
-            Some(r) => Some(r),
-            None => {
-                let why = format!(
-                    "the transactional producer did not return from {what} within {} s",
-                    (TXN_TIMEOUT + STUCK_MARGIN).as_secs()
-                );
-                tracing::error!(reason = %why, "Kafka producer stuck; the engine starts over with new clients");
-                self.producer_stuck = Some(why);
-                None
-            }
+        let returned = bounded(TXN_TIMEOUT + STUCK_MARGIN, call).await;
+        if returned.is_none() {
+            let why = format!(
+                "the transactional producer did not return from {what} within {} s",
+                (TXN_TIMEOUT + STUCK_MARGIN).as_secs()
+            );
+            tracing::error!(reason = %why, "Kafka producer stuck; the engine starts over with new clients");
+            self.producer_stuck = Some(why);
         }
+        returned
     }
 
     /// The open transaction is given up without an abort (the producer cannot run one).
