@@ -383,9 +383,26 @@ async fn main() {
     let (mut child, port) = start_exactly_once();
     let pid = child.id();
     let (rate, cpu) = measure(port, pid, &prefix, records);
-    // Let RocksDB settle its memtables before measuring, and the last drift claims come back
-    // through the announce topic (drift is emitted by that topic's owner, after the records).
-    std::thread::sleep(Duration::from_secs(2));
+    // The alerts are counted once they have all fired: an input read to its end holds the
+    // watermark back until it has been silent for the engine's idle time (30 s), and the
+    // deadlines behind it fire then. So: that long after the last record, then until the count
+    // stays put for 3 s. This also lets RocksDB settle its memtables before measuring, and the
+    // last drift claims come back through the announce topic.
+    let settle_from = Instant::now();
+    std::thread::sleep(Duration::from_secs(35));
+    let mut last = (
+        metric_sum(port, "sightline_alerts_emitted_total", ""),
+        Instant::now(),
+    );
+    while last.1.elapsed() < Duration::from_secs(3)
+        && settle_from.elapsed() < Duration::from_secs(180)
+    {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = metric_sum(port, "sightline_alerts_emitted_total", "");
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
     let dead = metric_sum(port, "sightline_records_dead_lettered_total", &prefix);
     let alerts = metric_sum(port, "sightline_alerts_emitted_total", "");
     let drift = metric_sum(port, "sightline_schema_drift_events_total", &prefix);

@@ -124,13 +124,13 @@ impl StreamClock {
         self.drained.clear();
     }
 
-    /// Inputs with a clock that have delivered nothing for `idle_ms` on the wall clock and are
+    /// Inputs with a clock that have delivered nothing for `after_ms` on the wall clock and are
     /// not known to be drained: whether they have anything left to read is worth asking.
-    pub fn silent(&self, wall_ms: i64) -> Vec<(String, i32)> {
+    pub fn silent(&self, wall_ms: i64, after_ms: i64) -> Vec<(String, i32)> {
         let mut v: Vec<_> = self
             .parts
             .iter()
-            .filter(|(k, c)| wall_ms - c.wall_at >= self.idle_ms && !self.drained.contains(*k))
+            .filter(|(k, c)| wall_ms - c.wall_at >= after_ms && !self.drained.contains(*k))
             .map(|(k, _)| k.clone())
             .collect();
         v.sort();
@@ -161,9 +161,11 @@ impl StreamClock {
 
     /// Inputs accepted by `reads` (topics, not upstream partitions of a repartition topic)
     /// whose clock runs more than `bound_ms` ahead of the slowest input accepted by `reads` of
-    /// their partition number that still counts (not drained and silent): reading them can wait
-    /// while the others catch up. The slowest input is never among them, so pausing these never
-    /// stops the clock.
+    /// their partition number that still has records to read (not drained): reading them can
+    /// wait while the others catch up. The slowest input is never among them, so pausing these
+    /// never stops the clock. A drained input stops counting here at once, not after `idle_ms`
+    /// as for the watermark: there is nothing of it left to catch up with, and pausing decides
+    /// only what is read first, never when a deadline fires.
     pub fn ahead(
         &self,
         bound_ms: i64,
@@ -176,7 +178,7 @@ impl StreamClock {
         let project = |c: &PartitionClock| c.base.saturating_add((wall_ms - c.wall_at).max(0));
         let mut slowest: HashMap<i32, i64> = HashMap::new();
         for (k, c) in self.parts.iter().filter(|(k, _)| reads(&k.0)) {
-            if !self.excluded(k, c, wall_ms) {
+            if !self.drained.contains(k) {
                 let s = slowest.entry(k.1).or_insert(i64::MAX);
                 *s = (*s).min(project(c));
             }
@@ -461,9 +463,9 @@ mod tests {
             "a workflow that does not read the store feed is not held by it"
         );
         // Silent for the idle time but with records to read: still holds.
-        assert_eq!(c.silent(999), Vec::<(String, i32)>::new());
+        assert_eq!(c.silent(999, c.idle_ms), Vec::<(String, i32)>::new());
         assert_eq!(
-            c.silent(1_000),
+            c.silent(1_000, c.idle_ms),
             vec![("orders".to_string(), 0), ("store".to_string(), 0)]
         );
         assert_eq!(c.watermark(0, 1_000), Some(11_000));
@@ -522,5 +524,10 @@ mod tests {
             Vec::<(String, i32)>::new(),
             "0: never"
         );
+        // Payments read to their end: nothing of them is left to catch up with, so orders
+        // read on at once (the watermark still waits `idle_ms` for them).
+        c.drained("payments", 0);
+        assert_eq!(c.ahead(900_000, 1, &workflow), Vec::<(String, i32)>::new());
+        assert_eq!(c.watermark_of(0, 1, &workflow), Some(3_600_001));
     }
 }

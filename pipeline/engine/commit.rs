@@ -1,16 +1,16 @@
 //! Committing a batch: how outputs, dead letters, state and input offsets become durable
 //! together.
 //!
-//! - **exactly_once** (default): a Kafka transaction per batch. The batch's dead letters are
-//!   produced inside it as they happen; at the end its outputs and one changelog record per
-//!   state write are produced, the input offsets are sent to the transaction with the consumer's
+//! - **exactly_once** (default): a Kafka transaction per batch. At the end of the batch its
+//!   dead letters, its outputs and one changelog record per state write are produced together, the input offsets are sent to the transaction with the consumer's
 //!   group metadata (KIP-447: a zombie from an older generation is fenced by the broker), and
 //!   the transaction commits. Only then is local RocksDB written, in one atomic write with the
 //!   changelog checkpoint. A transaction error ([`TxnError`]) that is abortable aborts, and the
 //!   engine reads again from the last commit (or, when its producer cannot go on, is rebuilt
 //!   with new clients, whose `init_transactions` fences what is left of the old ones); a fatal
 //!   one (fenced by a newer producer with the same `transactional.id`) stops the engine.
-//! - **at_least_once**: outputs are acknowledged, then state is written, then offsets stored.
+//! - **at_least_once**: dead letters and outputs are acknowledged, then state is written, then
+//!   offsets stored.
 
 use super::errors::{Stop, TxnError};
 use super::workflows::Batch;
@@ -69,6 +69,12 @@ impl Engine {
         batch: &Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
+        if !batch.dead_letters.is_empty()
+            && !crate::deadletter::send::send_all(&self.producer, &batch.dead_letters, shutdown)
+                .await
+        {
+            return Outcome::Shutdown;
+        }
         if !batch.outputs.is_empty()
             && !crate::outputs::send::send_all(
                 &self.producer,
@@ -126,6 +132,24 @@ impl Engine {
                 }
             }
         }
+        // Dead letters.
+        let mut dead_letters = Vec::with_capacity(batch.dead_letters.len());
+        for dl in &batch.dead_letters {
+            match self
+                .producer
+                .send_result(crate::deadletter::send::record(dl))
+            {
+                Ok(d) => dead_letters.push(d),
+                Err((e, _)) => {
+                    return self
+                        .abort(TxnError::of(
+                            format!("producing to {}", dl.dead_letter_topic),
+                            e,
+                        ))
+                        .await
+                }
+            }
+        }
         // The changelog of every state write.
         let ops = batch.ops();
         let mut logged = Vec::with_capacity(ops.len());
@@ -170,6 +194,19 @@ impl Engine {
                         .await
                 }
             }
+        }
+        for (dl, d) in batch.dead_letters.iter().zip(dead_letters) {
+            let failed = match d.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err((e, _))) => {
+                    TxnError::of(format!("producing to {}", dl.dead_letter_topic), e)
+                }
+                Err(_) => TxnError::abortable(
+                    format!("producing to {}", dl.dead_letter_topic),
+                    "delivery cancelled",
+                ),
+            };
+            return self.abort(failed).await;
         }
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         for d in logged {
@@ -260,6 +297,10 @@ impl Engine {
         for (out, topic) in delivered {
             crate::outputs::send::report(out, &topic);
         }
+        batch
+            .dead_letters
+            .iter()
+            .for_each(crate::deadletter::send::report);
         // Local state, with the changelog position it now includes.
         if !ops.is_empty() {
             let mut writes = ops;

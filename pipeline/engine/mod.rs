@@ -19,7 +19,7 @@ pub mod until_end;
 pub mod workflows;
 
 use crate::contracts::json::ViolationKind;
-use crate::deadletter::{self, DeadLetter};
+use crate::deadletter::DeadLetter;
 use crate::detectors::drift::{AvroSighting, DriftDetector, DriftOutcome};
 use crate::ingest::{Event, RawRecord, Rejection};
 use crate::kafka::PipelineConsumer;
@@ -41,6 +41,9 @@ use tokio::sync::watch;
 
 /// Records handled together at most (one state write, one wait for acknowledgements).
 const MAX_BATCH: usize = 5_000;
+/// How long an input must be silent, while others are paused for read-ahead, before the broker
+/// is asked whether it is read to its end.
+const PAUSED_DRAIN_CHECK_MS: i64 = 1_000;
 /// How often the clocks of re-keyed source partitions are sent to every repartition partition.
 const MARKS_INTERVAL: Duration = Duration::from_secs(1);
 use workflows::{Batch, WorkflowRunner};
@@ -346,6 +349,7 @@ impl Engine {
                             break;
                         }
                         self.sync_instance_cache();
+                        let collected_ms = started.elapsed().as_millis() as u64;
                         let mut batch = Batch::default();
                         // The wall-clock monitors' state as of the last commit, for a rewind.
                         let before = exactly_once.then(|| (self.freshness.clone(), self.age.clone()));
@@ -353,6 +357,7 @@ impl Engine {
                         // Partitions that wait on the registry from this record on: only their
                         // own records wait, the others go on.
                         let mut holding: std::collections::HashMap<(String, i32), i64> = Default::default();
+                        let mut handled_ms = 0;
                         for m in &msgs {
                             if !matches!(outcome, Outcome::Done) {
                                 break;
@@ -376,6 +381,7 @@ impl Engine {
                                     .get(&(m.topic().to_string(), m.partition()))
                                     .is_none_or(|&at| m.offset() < at)
                             }));
+                            handled_ms = started.elapsed().as_millis() as u64;
                             outcome = self.commit_batch(batch, Some(offsets), &mut shutdown).await;
                         }
                         if matches!(outcome, Outcome::Done) {
@@ -412,7 +418,7 @@ impl Engine {
                                 }
                             }
                         }
-                        tracing::debug!(records = msgs.len(), handled_ms = started.elapsed().as_millis() as u64, "batch done");
+                        tracing::debug!(records = msgs.len(), collected_ms, handled_ms, done_ms = started.elapsed().as_millis() as u64, "batch done");
                         METRICS.batch_handling.observe(started.elapsed().as_secs_f64());
                         METRICS.batch_records.observe(msgs.len() as f64);
                     }
@@ -615,7 +621,7 @@ impl Engine {
             Ok(d) => d,
             Err(Rejection::Bad { class, message }) => {
                 return self
-                    .dead_letter(topic, &rec, &headers, class, message, shutdown)
+                    .dead_letter(topic, &rec, &headers, class, message, batch, shutdown)
                     .await;
             }
             Err(Rejection::Transient { message, status }) => {
@@ -651,7 +657,7 @@ impl Engine {
                     }
                 }
                 return self
-                    .dead_letter(topic, &rec, &headers, class, message, shutdown)
+                    .dead_letter(topic, &rec, &headers, class, message, batch, shutdown)
                     .await;
             }
             Err(Rejection::Transient { .. }) => unreachable!("mapping does no I/O"),
@@ -663,7 +669,7 @@ impl Engine {
         // alert, or an absurd event time, which would move the clock for good.
         if let Some((class, why)) = self.out_of_bounds(&event, rec.timestamp_ms, now_ms) {
             return self
-                .dead_letter(topic, &rec, &headers, class, why, shutdown)
+                .dead_letter(topic, &rec, &headers, class, why, batch, shutdown)
                 .await;
         }
         let outcome = match (&decoded.writer, &source.contract) {
@@ -853,8 +859,13 @@ impl Engine {
                 Outcome::Done
             }
             Err(e) => {
-                self.internal_dead_letter(msg, format!("not a re-keyed event: {e}"), shutdown)
-                    .await
+                self.internal_dead_letter(
+                    msg,
+                    format!("not a re-keyed event: {e}"),
+                    batch,
+                    shutdown,
+                )
+                .await
             }
         }
     }
@@ -871,7 +882,7 @@ impl Engine {
             Ok(o) => o,
             Err(e) => {
                 return self
-                    .internal_dead_letter(msg, format!("not a claim: {e}"), shutdown)
+                    .internal_dead_letter(msg, format!("not a claim: {e}"), batch, shutdown)
                     .await
             }
         };
@@ -898,6 +909,7 @@ impl Engine {
         &mut self,
         msg: &BorrowedMessage<'_>,
         error: String,
+        batch: &mut Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = msg.topic();
@@ -910,6 +922,7 @@ impl Engine {
             &headers,
             crate::deadletter::ErrorClass::InvalidJson,
             format!("{error} (only Sightline writes its internal topic {topic})"),
+            batch,
             shutdown,
         )
         .await
@@ -949,8 +962,19 @@ impl Engine {
         // Inputs that delivered and then fell silent: drained ones stop holding. An upstream
         // input of a repartition topic is told so by its writer's markers instead.
         let wall = chrono::Utc::now().timestamp_millis();
-        let mut silent = self.workflows.silent(wall);
-        silent.extend(self.upstream.silent(wall));
+        // While inputs are paused for read-ahead, a silent one is asked about after a second:
+        // once it is known to be read to its end, what waits on it reads on.
+        let after = |idle_ms: i64| {
+            if self.paused.is_empty() {
+                idle_ms
+            } else {
+                idle_ms.min(PAUSED_DRAIN_CHECK_MS)
+            }
+        };
+        let mut silent = self
+            .workflows
+            .silent(wall, after(self.workflows.clock.idle_ms));
+        silent.extend(self.upstream.silent(wall, after(self.upstream.idle_ms)));
         silent.retain(|(t, _)| !t.contains('@'));
         if (waiting.is_empty() && silent.is_empty())
             || self.last_idle_check.elapsed() < Duration::from_secs(1)
@@ -1495,6 +1519,7 @@ impl Engine {
         headers: &[(&str, Option<&[u8]>)],
         class: crate::deadletter::ErrorClass,
         message: String,
+        batch: &mut Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let source = self
@@ -1502,8 +1527,16 @@ impl Engine {
             .get(topic)
             .expect("records come from declared sources");
         let dead_letter_topic = source.dead_letter_topic(topic);
-        self.dead_letter_to(dead_letter_topic, rec, headers, class, message, shutdown)
-            .await
+        self.dead_letter_to(
+            dead_letter_topic,
+            rec,
+            headers,
+            class,
+            message,
+            batch,
+            shutdown,
+        )
+        .await
     }
 
     async fn dead_letter_to(
@@ -1513,6 +1546,7 @@ impl Engine {
         headers: &[(&str, Option<&[u8]>)],
         class: crate::deadletter::ErrorClass,
         message: String,
+        batch: &mut Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = rec.topic;
@@ -1559,11 +1593,9 @@ impl Engine {
             message,
             failed_at_ms: chrono::Utc::now().timestamp_millis(),
         };
-        if deadletter::send::send(&self.producer, &dl, shutdown).await {
-            Outcome::Done
-        } else {
-            Outcome::Shutdown
-        }
+        // Produced with the batch's outputs, not awaited here.
+        batch.dead_letters.push(dl);
+        Outcome::Done
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Batch {
     /// Other writes that belong to the batch (schema knowledge).
     pub extra_ops: Vec<Op>,
     pub outputs: Vec<Output>,
+    /// Records dead-lettered in the batch, produced with its outputs.
+    pub dead_letters: Vec<crate::deadletter::DeadLetter>,
 }
 
 impl Batch {
@@ -336,8 +338,8 @@ impl WorkflowRunner {
     }
 
     /// Inputs with a clock silent for the idle timeout (clock.rs).
-    pub fn silent(&self, wall_ms: i64) -> Vec<(String, i32)> {
-        self.clock.silent(wall_ms)
+    pub fn silent(&self, wall_ms: i64, after_ms: i64) -> Vec<(String, i32)> {
+        self.clock.silent(wall_ms, after_ms)
     }
 
     /// An input has nothing left to read.
