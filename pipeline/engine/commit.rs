@@ -48,20 +48,30 @@ impl Engine {
     }
 
     /// Makes a batch durable; `offsets`: the input positions it covers (next offsets to read).
+    /// Under exactly-once, a batch still committing is finished first, and this one is
+    /// committed before returning.
     pub(super) async fn commit_batch(
         &mut self,
         batch: Batch,
         offsets: Option<TopicPartitionList>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        let outcome = match self.guarantee {
-            Guarantee::AtLeastOnce => self.commit_acknowledged(&batch, shutdown).await,
-            Guarantee::ExactlyOnce => self.commit_transaction(&batch, offsets).await,
-        };
-        if matches!(outcome, Outcome::Done) {
-            self.workflows.committed(batch);
+        match self.guarantee {
+            Guarantee::AtLeastOnce => {
+                let outcome = self.commit_acknowledged(&batch, shutdown).await;
+                if matches!(outcome, Outcome::Done) {
+                    self.workflows.committed(batch);
+                }
+                outcome
+            }
+            Guarantee::ExactlyOnce => match self.finish_commit().await {
+                Outcome::Done => match self.start_commit(batch, offsets, None).await {
+                    Outcome::Done => self.finish_commit().await,
+                    other => other,
+                },
+                other => other,
+            },
         }
-        outcome
     }
 
     async fn commit_acknowledged(
@@ -95,11 +105,24 @@ impl Engine {
         Outcome::Done
     }
 
-    async fn commit_transaction(
+    /// Exactly-once, first half of a commit: produces the batch's dead letters, outputs and
+    /// changelog records in its transaction, and hands the rest (their acknowledgements, the
+    /// input offsets, the commit) to a task, so the engine reads and handles the next batch
+    /// meanwhile. The batch's instances are readable from memory until [`Self::finish_commit`]
+    /// writes them. `before`: the wall-clock monitors as they were before the batch, restored
+    /// if the commit fails. Nothing may be committing.
+    pub(super) async fn start_commit(
         &mut self,
-        batch: &Batch,
+        mut batch: Batch,
         offsets: Option<TopicPartitionList>,
+        before: Option<Monitors>,
     ) -> Outcome {
+        debug_assert!(self.inflight.is_none(), "one batch commits at a time");
+        let failed = |engine: &mut Engine, before: Option<Monitors>| {
+            if let Some((freshness, age)) = before {
+                (engine.freshness, engine.age) = (freshness, age);
+            }
+        };
         if let Outcome::Fatal(e) = self.begin() {
             return Outcome::Fatal(e);
         }
@@ -109,51 +132,53 @@ impl Engine {
             .clone()
             .expect("exactly-once has a changelog");
         let records = batch.outputs.len();
-        // Outputs.
-        let mut outputs: Vec<(&Output, String, _)> = Vec::with_capacity(batch.outputs.len());
-        for out in &batch.outputs {
-            let (topic, key, value) = match self.encoders.encode(out) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "an output could not be encoded; it is dropped");
-                    continue;
+        let mut outputs: Vec<(Output, String)> = Vec::with_capacity(batch.outputs.len());
+        let mut deliveries = Vec::with_capacity(batch.outputs.len() + batch.dead_letters.len());
+        for out in std::mem::take(&mut batch.outputs) {
+            let produced = {
+                let (topic, key, value) = match self.encoders.encode(&out) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "an output could not be encoded; it is dropped");
+                        continue;
+                    }
+                };
+                let mut record = FutureRecord::to(&topic).key(&key).payload(value.as_ref());
+                if let Some(p) = out.partition() {
+                    record = record.partition(p);
+                }
+                match self.producer.send_result(record) {
+                    Ok(d) => Ok((topic, d)),
+                    Err((e, _)) => Err(TxnError::of(format!("producing to {topic}"), e)),
                 }
             };
-            let mut record = FutureRecord::to(&topic).key(&key).payload(value.as_ref());
-            if let Some(p) = out.partition() {
-                record = record.partition(p);
-            }
-            match self.producer.send_result(record) {
-                Ok(d) => outputs.push((out, topic, d)),
-                Err((e, _)) => {
-                    return self
-                        .abort(TxnError::of(format!("producing to {topic}"), e))
-                        .await
+            match produced {
+                Ok((topic, d)) => {
+                    deliveries.push((topic.clone(), d));
+                    outputs.push((out, topic));
+                }
+                Err(e) => {
+                    failed(self, before);
+                    return self.abort(e).await;
                 }
             }
         }
-        // Dead letters.
-        let mut dead_letters = Vec::with_capacity(batch.dead_letters.len());
         for dl in &batch.dead_letters {
             match self
                 .producer
                 .send_result(crate::deadletter::send::record(dl))
             {
-                Ok(d) => dead_letters.push(d),
+                Ok(d) => deliveries.push((dl.dead_letter_topic.clone(), d)),
                 Err((e, _)) => {
-                    return self
-                        .abort(TxnError::of(
-                            format!("producing to {}", dl.dead_letter_topic),
-                            e,
-                        ))
-                        .await
+                    failed(self, before);
+                    let e = TxnError::of(format!("producing to {}", dl.dead_letter_topic), e);
+                    return self.abort(e).await;
                 }
             }
         }
         // The changelog of every state write.
         let ops = batch.ops();
         let mut logged = Vec::with_capacity(ops.len());
-        let logged_count = ops.len();
         for op in &ops {
             let (p, key, value) = changelog::record(op);
             let mut r = FutureRecord::<[u8], [u8]>::to(&changelog_topic)
@@ -165,75 +190,13 @@ impl Engine {
             match self.producer.send_result(r) {
                 Ok(d) => logged.push(d),
                 Err((e, _)) => {
-                    return self
-                        .abort(TxnError::of(format!("producing to {changelog_topic}"), e))
-                        .await
+                    failed(self, before);
+                    let e = TxnError::of(format!("producing to {changelog_topic}"), e);
+                    return self.abort(e).await;
                 }
             }
         }
         let sent_in = started.elapsed();
-        // Every record acknowledged before the commit is asked for. commit_transaction would
-        // flush them itself, but its flush waits for the producer's delivery reports, which
-        // rust-rdkafka's polling thread hands over at its 100 ms poll interval: a 100 ms floor
-        // under every transaction. Awaiting the deliveries here takes only their round trip.
-        let mut delivered = Vec::with_capacity(outputs.len());
-        for (out, topic, d) in outputs {
-            match d.await {
-                Ok(Ok(_)) => delivered.push((out, topic)),
-                Ok(Err((e, _))) => {
-                    return self
-                        .abort(TxnError::of(format!("producing to {topic}"), e))
-                        .await
-                }
-                Err(_) => {
-                    return self
-                        .abort(TxnError::abortable(
-                            format!("producing to {topic}"),
-                            "delivery cancelled",
-                        ))
-                        .await
-                }
-            }
-        }
-        for (dl, d) in batch.dead_letters.iter().zip(dead_letters) {
-            let failed = match d.await {
-                Ok(Ok(_)) => continue,
-                Ok(Err((e, _))) => {
-                    TxnError::of(format!("producing to {}", dl.dead_letter_topic), e)
-                }
-                Err(_) => TxnError::abortable(
-                    format!("producing to {}", dl.dead_letter_topic),
-                    "delivery cancelled",
-                ),
-            };
-            return self.abort(failed).await;
-        }
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for d in logged {
-            match d.await {
-                Ok(Ok(d)) => {
-                    let n = next.entry(d.partition).or_insert(0);
-                    *n = (*n).max(d.offset + 1);
-                }
-                Ok(Err((e, _))) => {
-                    return self
-                        .abort(TxnError::of(format!("producing to {changelog_topic}"), e))
-                        .await
-                }
-                Err(_) => {
-                    return self
-                        .abort(TxnError::abortable(
-                            format!("producing to {changelog_topic}"),
-                            "delivery cancelled",
-                        ))
-                        .await
-                }
-            }
-        }
-        // Input offsets, then commit.
-        let producer = self.producer.clone();
-        let metadata = self.consumer.group_metadata();
-        let produced_in = started.elapsed();
         let sent: Vec<((String, i32), i64)> = offsets
             .as_ref()
             .map(|t| {
@@ -245,8 +208,55 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let committed = self
-            .transaction_call("committing the transaction", move || {
+        let producer = self.producer.clone();
+        let metadata = self.consumer.group_metadata();
+        let logged_count = ops.len();
+        let commit = tokio::spawn(async move {
+            // Every record acknowledged before the commit is asked for. commit_transaction
+            // would flush them itself, but its flush waits for the producer's delivery reports,
+            // which rust-rdkafka's polling thread hands over at its 100 ms poll interval: a
+            // 100 ms floor under every transaction. Awaiting the deliveries takes only their
+            // round trip.
+            for (topic, d) in deliveries {
+                match d.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => {
+                        return Err(Failed::Txn(TxnError::of(
+                            format!("producing to {topic}"),
+                            e,
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(Failed::Txn(TxnError::abortable(
+                            format!("producing to {topic}"),
+                            "delivery cancelled",
+                        )))
+                    }
+                }
+            }
+            let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+            for d in logged {
+                match d.await {
+                    Ok(Ok(d)) => {
+                        let n = next.entry(d.partition).or_insert(0);
+                        *n = (*n).max(d.offset + 1);
+                    }
+                    Ok(Err((e, _))) => {
+                        return Err(Failed::Txn(TxnError::of(
+                            format!("producing to {changelog_topic}"),
+                            e,
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(Failed::Txn(TxnError::abortable(
+                            format!("producing to {changelog_topic}"),
+                            "delivery cancelled",
+                        )))
+                    }
+                }
+            }
+            let produced_in = started.elapsed();
+            let committed = bounded(TXN_TIMEOUT + STUCK_MARGIN, move || {
                 let t = Instant::now();
                 if let Some(tpl) = offsets.filter(|t| t.count() > 0) {
                     let metadata = metadata.ok_or_else(|| {
@@ -274,36 +284,78 @@ impl Engine {
                 Ok(())
             })
             .await;
-        let committed = match committed {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => Err(TxnError::abortable(
+            match committed {
+                Some(Ok(Ok(()))) => Ok(next),
+                Some(Ok(Err(e))) => Err(Failed::Txn(e)),
+                Some(Err(e)) => Err(Failed::Txn(TxnError::abortable(
+                    "committing the transaction",
+                    format!("the commit task failed: {e}"),
+                ))),
+                None => Err(Failed::Stuck("committing the transaction")),
+            }
+        });
+        let dead_letters = std::mem::take(&mut batch.dead_letters);
+        self.workflows.committing(batch);
+        self.inflight = Some(InFlight {
+            commit,
+            ops,
+            outputs,
+            dead_letters,
+            sent,
+            records,
+            started,
+            before,
+        });
+        Outcome::Done
+    }
+
+    /// Exactly-once, second half of a commit: waits for the committing batch's transaction
+    /// (if any), then writes its state to the local store, atomically with the changelog
+    /// positions it now includes. A failure restores the wall-clock monitors of before that
+    /// batch and aborts (the caller rewinds to the last commit).
+    pub(super) async fn finish_commit(&mut self) -> Outcome {
+        let Some(f) = self.inflight.take() else {
+            return Outcome::Done;
+        };
+        let result = match f.commit.await {
+            Ok(r) => r,
+            Err(e) => Err(Failed::Txn(TxnError::abortable(
                 "committing the transaction",
                 format!("the commit task failed: {e}"),
-            )),
-            // The producer is stuck: nothing can be aborted with it; new clients take over.
-            None => return self.producer_stuck_restart(),
+            ))),
         };
-        if let Err(e) = committed {
-            return self.abort(e).await;
-        }
+        let next = match result {
+            Ok(next) => next,
+            Err(failed) => {
+                if let Some((freshness, age)) = f.before {
+                    (self.freshness, self.age) = (freshness, age);
+                }
+                return match failed {
+                    Failed::Txn(e) => self.abort(e).await,
+                    Failed::Stuck(what) => {
+                        self.mark_stuck(what);
+                        self.producer_stuck_restart()
+                    }
+                };
+            }
+        };
         self.in_transaction = false;
-        self.committed_at.extend(sent);
+        self.committed_at.extend(f.sent);
         TransactionEnded {
             result: "committed",
-            seconds: started.elapsed().as_secs_f64(),
-            records,
+            seconds: f.started.elapsed().as_secs_f64(),
+            records: f.records,
         }
         .emit();
-        for (out, topic) in delivered {
-            crate::outputs::send::report(out, &topic);
+        for (out, topic) in &f.outputs {
+            crate::outputs::send::report(out, topic);
         }
-        batch
-            .dead_letters
+        f.dead_letters
             .iter()
             .for_each(crate::deadletter::send::report);
         // Local state, with the changelog position it now includes.
-        if !ops.is_empty() {
-            let mut writes = ops;
+        if !f.ops.is_empty() {
+            let mut writes = f.ops;
             writes.extend(
                 next.into_iter()
                     .map(|(p, n)| changelog::checkpoint_op(p, n)),
@@ -316,6 +368,7 @@ impl Engine {
             }
             tracing::debug!(write_ms = t.elapsed().as_millis() as u64, "state written");
         }
+        self.workflows.written();
         Outcome::Done
     }
 
@@ -361,14 +414,19 @@ impl Engine {
     ) -> Option<Result<T, tokio::task::JoinError>> {
         let returned = bounded(TXN_TIMEOUT + STUCK_MARGIN, call).await;
         if returned.is_none() {
-            let why = format!(
-                "the transactional producer did not return from {what} within {} s",
-                (TXN_TIMEOUT + STUCK_MARGIN).as_secs()
-            );
-            tracing::error!(reason = %why, "Kafka producer stuck; the engine starts over with new clients");
-            self.producer_stuck = Some(why);
+            self.mark_stuck(what);
         }
         returned
+    }
+
+    /// The transactional producer did not return from `what`: it is given up on.
+    fn mark_stuck(&mut self, what: &str) {
+        let why = format!(
+            "the transactional producer did not return from {what} within {} s",
+            (TXN_TIMEOUT + STUCK_MARGIN).as_secs()
+        );
+        tracing::error!(reason = %why, "Kafka producer stuck; the engine starts over with new clients");
+        self.producer_stuck = Some(why);
     }
 
     /// The open transaction is given up without an abort (the producer cannot run one).
@@ -391,6 +449,41 @@ impl Engine {
             self.producer_stuck.as_deref().unwrap_or("the producer is stuck")
         ))
     }
+}
+
+/// The wall-clock monitors, as a failed commit restores them.
+pub(super) type Monitors = (
+    crate::detectors::freshness::Freshness,
+    crate::detectors::age::EventAge,
+);
+
+/// A batch whose records are produced and whose transaction is committing (pipelined commits).
+pub(crate) struct InFlight {
+    /// Awaits the acknowledgements, sends the offsets and commits: the changelog's next
+    /// offset per partition.
+    commit: tokio::task::JoinHandle<Result<BTreeMap<i32, i64>, Failed>>,
+    /// The batch's state writes, for the store once committed.
+    ops: Vec<crate::state::Op>,
+    outputs: Vec<(Output, String)>,
+    dead_letters: Vec<crate::deadletter::DeadLetter>,
+    sent: Vec<((String, i32), i64)>,
+    records: usize,
+    started: Instant,
+    before: Option<Monitors>,
+}
+
+impl InFlight {
+    /// Whether its transaction has ended (committed or failed).
+    pub fn is_finished(&self) -> bool {
+        self.commit.is_finished()
+    }
+}
+
+/// Why a committing transaction failed.
+enum Failed {
+    Txn(TxnError),
+    /// The producer never returned from this call.
+    Stuck(&'static str),
 }
 
 /// How much longer than its own timeout a transaction call may take before the producer is

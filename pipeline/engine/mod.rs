@@ -44,6 +44,8 @@ const MAX_BATCH: usize = 5_000;
 /// How long an input must be silent, while others are paused for read-ahead, before the broker
 /// is asked whether it is read to its end.
 const PAUSED_DRAIN_CHECK_MS: i64 = 1_000;
+/// How long timers may wait for a committing batch before a tick waits for the commit.
+const TIMERS_MAX_WAIT: Duration = Duration::from_millis(500);
 /// How often the clocks of re-keyed source partitions are sent to every repartition partition.
 const MARKS_INTERVAL: Duration = Duration::from_secs(1);
 use workflows::{Batch, WorkflowRunner};
@@ -108,6 +110,8 @@ pub struct Engine {
     pub guarantee: crate::config::Guarantee,
     /// A transaction is open (exactly-once).
     pub in_transaction: bool,
+    /// The batch whose transaction is committing while the next one is handled (exactly-once).
+    pub(crate) inflight: Option<commit::InFlight>,
     /// Why the transactional producer was given up on (a call that never returned): the
     /// engine needs new clients.
     pub producer_stuck: Option<String>,
@@ -154,6 +158,8 @@ pub struct Engine {
     /// Timers fired by the last `fire_timers`.
     pub last_fired: usize,
     pub last_idle_check: Instant,
+    /// When timers were last looked for.
+    pub timers_ran: Instant,
     pub idle_check: Option<tokio::task::JoinHandle<IdleCheck>>,
 }
 
@@ -284,7 +290,7 @@ impl Engine {
                 _ = shutdown.changed() => break,
                 Some(topologies) = reloaded(&mut self.reload) => self.reload_sources(&topologies),
                 _ = commit_tick.tick(), if !exactly_once => self.commit(CommitMode::Async),
-                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.side_outputs.is_some() || self.until_end.is_some() => match self.fire_timers(&mut shutdown).await {
+                _ = timer_tick.tick(), if !self.workflows.is_empty() || !self.freshness.is_empty() || !self.age.is_empty() || self.side_outputs.is_some() || self.until_end.is_some() => match self.tick(&mut shutdown).await {
                     Outcome::Done if self.input_ended() => match self.finish_input(&mut shutdown).await {
                         Outcome::Done => {
                             let u = self.until_end.as_ref().expect("until-end");
@@ -344,16 +350,28 @@ impl Engine {
                                 continue;
                             }
                         }
-                        if let Err(e) = self.take_restore() {
-                            fatal = Some(e);
-                            break;
+                        // The assignment moved: the batch still committing is finished before
+                        // anything restored or cached is looked at again.
+                        let rebalances = consumer.context().rebalances.load(std::sync::atomic::Ordering::Acquire);
+                        let mut outcome = if self.workflows.cache_stale(rebalances) {
+                            self.finish_commit().await
+                        } else {
+                            Outcome::Done
+                        };
+                        // A failed commit of the previous batch restored the monitors as of
+                        // before it; this batch's snapshot must not overwrite them.
+                        let mut before = None;
+                        if matches!(outcome, Outcome::Done) {
+                            if let Err(e) = self.take_restore() {
+                                fatal = Some(e);
+                                break;
+                            }
+                            self.sync_instance_cache();
+                            // The wall-clock monitors' state before this batch, for a rewind.
+                            before = exactly_once.then(|| (self.freshness.clone(), self.age.clone()));
                         }
-                        self.sync_instance_cache();
                         let collected_ms = started.elapsed().as_millis() as u64;
                         let mut batch = Batch::default();
-                        // The wall-clock monitors' state as of the last commit, for a rewind.
-                        let before = exactly_once.then(|| (self.freshness.clone(), self.age.clone()));
-                        let mut outcome = self.begin();
                         // Partitions that wait on the registry from this record on: only their
                         // own records wait, the others go on.
                         let mut holding: std::collections::HashMap<(String, i32), i64> = Default::default();
@@ -382,7 +400,19 @@ impl Engine {
                                     .is_none_or(|&at| m.offset() < at)
                             }));
                             handled_ms = started.elapsed().as_millis() as u64;
-                            outcome = self.commit_batch(batch, Some(offsets), &mut shutdown).await;
+                            outcome = if exactly_once {
+                                // Pipelined: the previous batch's transaction committed while
+                                // this one was handled; this one commits while the next is.
+                                match self.finish_commit().await {
+                                    Outcome::Done => self.start_commit(batch, Some(offsets), before.take()).await,
+                                    other => {
+                                        before = None;
+                                        other
+                                    }
+                                }
+                            } else {
+                                self.commit_batch(batch, Some(offsets), &mut shutdown).await
+                            };
                         }
                         if matches!(outcome, Outcome::Done) {
                             self.hold_partitions(&holding);
@@ -436,6 +466,15 @@ impl Engine {
                 task.abort();
             }
             let _ = task.await;
+        }
+        if self.inflight.is_some() {
+            if fatal.is_none() && restart.is_none() {
+                // A whole batch: committed, not read again.
+                let _ = self.finish_commit().await;
+            } else {
+                // Left to its task: the next producer's init_transactions fences it.
+                self.inflight = None;
+            }
         }
         if self.in_transaction {
             // Stopped mid-batch (shutdown while waiting on the registry or a dead letter): the
@@ -515,6 +554,9 @@ impl Engine {
     /// engine instead.
     async fn rewind(&mut self, why: &str) -> Result<(), String> {
         tracing::warn!(reason = %why, "transaction aborted; reading again from the last commit");
+        // A batch still committing ends first (committed or aborted), so the offsets read
+        // below are the last commit's.
+        let _ = self.finish_commit().await;
         // A producer whose abort failed may be in a fatal state (a broker restart mid-commit:
         // INVALID_TXN_STATE); it can never begin another transaction, so the engine needs new
         // clients (the caller rebuilds it; the new producer's init_transactions fences the old).
@@ -1358,7 +1400,30 @@ impl Engine {
     }
 
     /// Fires the timers that are due on the stream clock.
+    /// Whether this timer tick is skipped: a batch's transaction is still committing (timers
+    /// would wait for it, and the next batch with them), and timers ran less than
+    /// [`TIMERS_MAX_WAIT`] ago.
+    fn timers_wait_for_commit(&self) -> bool {
+        self.inflight.as_ref().is_some_and(|f| !f.is_finished())
+            && self.timers_ran.elapsed() < TIMERS_MAX_WAIT
+    }
+
+    /// A timer tick: timers fire, unless the tick is skipped for a committing batch (a tick
+    /// does not stop the pipeline for a transaction about to end).
+    async fn tick(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        if self.timers_wait_for_commit() {
+            return Outcome::Done;
+        }
+        self.fire_timers(shutdown).await
+    }
+
     async fn fire_timers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        self.timers_ran = Instant::now();
+        // Timers are scanned in the store: the batch still committing is written first.
+        match self.finish_commit().await {
+            Outcome::Done => {}
+            other => return other,
+        }
         if let Err(e) = self.take_restore() {
             return Outcome::Fatal(e);
         }
@@ -1512,6 +1577,7 @@ impl Engine {
         Ok((news, write))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn dead_letter(
         &mut self,
         topic: &str,
@@ -1539,6 +1605,7 @@ impl Engine {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn dead_letter_to(
         &mut self,
         dead_letter_topic: String,

@@ -603,6 +603,7 @@ pub async fn build(
         store,
         guarantee: cfg.kafka.processing_guarantee,
         in_transaction: false,
+        inflight: None,
         producer_stuck: None,
         changelog,
         side_outputs: None,
@@ -670,6 +671,7 @@ pub async fn build(
         paused: Default::default(),
         held: Default::default(),
         last_idle_check: std::time::Instant::now() - Duration::from_secs(10),
+        timers_ran: std::time::Instant::now(),
         idle_check: None,
     })
 }

@@ -122,11 +122,17 @@ impl InstanceCache {
 /// rather than copied; the commit puts it back.
 fn load(
     cache: &mut InstanceCache,
+    committing: &HashMap<Vec<u8>, Option<Instance>>,
     store: &Store,
     batch: &Batch,
     k: &[u8],
 ) -> Result<Option<Instance>, StateError> {
     if let Some(v) = batch.instances.get(k) {
+        return Ok(v.clone());
+    }
+    // Written by the batch whose transaction is committing: the store does not have it yet.
+    // Cloned, not taken: a load that stages nothing must find it again.
+    if let Some(v) = committing.get(k) {
         return Ok(v.clone());
     }
     if let Some(inst) = cache.take(k) {
@@ -184,6 +190,9 @@ impl WorkflowInputs {
 
 pub struct WorkflowRunner {
     cache: InstanceCache,
+    /// The instances of the batch whose transaction is committing (pipelined commits): the
+    /// next batch reads them from here until they are written to the store.
+    committing: HashMap<Vec<u8>, Option<Instance>>,
     /// Per partition: every timer due at or before this has fired (in committed state, or in
     /// the batch being committed; a failed commit rewinds, which clears this).
     fired_to: HashMap<i32, i64>,
@@ -216,6 +225,7 @@ impl WorkflowRunner {
             .collect();
         WorkflowRunner {
             cache: InstanceCache::default(),
+            committing: HashMap::new(),
             fired_to: HashMap::new(),
             inputs: vec![None; workflows.len()],
             workflows,
@@ -265,7 +275,21 @@ impl WorkflowRunner {
 
     /// A batch is committed and its state written: its instances are the committed ones now.
     pub fn committed(&mut self, batch: Batch) {
-        for (k, v) in batch.instances {
+        self.committing(batch);
+        self.written();
+    }
+
+    /// A batch's transaction is committing (its state is not in the store yet): the batches
+    /// handled meanwhile read its instances from memory.
+    pub fn committing(&mut self, batch: Batch) {
+        debug_assert!(self.committing.is_empty(), "one batch commits at a time");
+        self.committing = batch.instances;
+    }
+
+    /// The committing batch is committed and its state written: its instances are the
+    /// committed ones now.
+    pub fn written(&mut self) {
+        for (k, v) in std::mem::take(&mut self.committing) {
             match v {
                 Some(inst) => self.cache.put(k, inst),
                 None => self.cache.forget(&k),
@@ -275,6 +299,11 @@ impl WorkflowRunner {
 
     /// Drops cached instances when the assignment moved (`rebalances` changed) or the engine
     /// rewound: the store is the truth again.
+    /// Whether the assignment moved (`rebalances` changed) since the cache was last synced.
+    pub fn cache_stale(&self, rebalances: u64) -> bool {
+        self.cache.rebalances != rebalances
+    }
+
     pub fn sync_cache(&mut self, rebalances: u64) {
         if self.cache.rebalances != rebalances {
             self.clear_cache();
@@ -286,6 +315,7 @@ impl WorkflowRunner {
     /// each partition's timers are known fired.
     pub fn clear_cache(&mut self) {
         self.cache.clear();
+        self.committing.clear();
         self.fired_to.clear();
     }
 
@@ -310,7 +340,7 @@ impl WorkflowRunner {
         for &i in wfs {
             let wf = &self.workflows[i];
             let k = keys::instance(p, &wf.name, &ev.key);
-            let inst = load(&mut self.cache, store, batch, &k)?;
+            let inst = load(&mut self.cache, &self.committing, store, batch, &k)?;
             let t = wf.on_event(inst, ev);
             stage(&mut self.fired_to, batch, p, &wf.name, &ev.key, t);
         }
@@ -454,7 +484,7 @@ impl WorkflowRunner {
                     let wf = &self.workflows[i];
                     let ik = keys::instance(p, &wf.name, &key);
                     let staged = batch.instances.contains_key(&ik);
-                    let inst = load(&mut self.cache, store, batch, &ik)?;
+                    let inst = load(&mut self.cache, &self.committing, store, batch, &ik)?;
                     let existed = inst.is_some();
                     let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
                     // Most timers find their reason gone (the step arrived, the instance
