@@ -45,7 +45,7 @@ const MAX_BATCH: usize = 5_000;
 /// is asked whether it is read to its end.
 const PAUSED_DRAIN_CHECK_MS: i64 = 1_000;
 /// How long timers may wait for a committing batch before a tick waits for the commit.
-const TIMERS_MAX_WAIT: Duration = Duration::from_millis(500);
+const TIMERS_MAX_WAIT: Duration = Duration::from_millis(200);
 /// How often the clocks of re-keyed source partitions are sent to every repartition partition.
 const MARKS_INTERVAL: Duration = Duration::from_secs(1);
 use workflows::{Batch, WorkflowRunner};
