@@ -218,42 +218,13 @@ impl Engine {
             // 100 ms floor under every transaction. Awaiting the deliveries takes only their
             // round trip.
             for (topic, d) in deliveries {
-                match d.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => {
-                        return Err(Failed::Txn(TxnError::of(
-                            format!("producing to {topic}"),
-                            e,
-                        )))
-                    }
-                    Err(_) => {
-                        return Err(Failed::Txn(TxnError::abortable(
-                            format!("producing to {topic}"),
-                            "delivery cancelled",
-                        )))
-                    }
-                }
+                acknowledged(&topic, d).await?;
             }
             let mut next: BTreeMap<i32, i64> = BTreeMap::new();
             for d in logged {
-                match d.await {
-                    Ok(Ok(d)) => {
-                        let n = next.entry(d.partition).or_insert(0);
-                        *n = (*n).max(d.offset + 1);
-                    }
-                    Ok(Err((e, _))) => {
-                        return Err(Failed::Txn(TxnError::of(
-                            format!("producing to {changelog_topic}"),
-                            e,
-                        )))
-                    }
-                    Err(_) => {
-                        return Err(Failed::Txn(TxnError::abortable(
-                            format!("producing to {changelog_topic}"),
-                            "delivery cancelled",
-                        )))
-                    }
-                }
+                let d = acknowledged(&changelog_topic, d).await?;
+                let n = next.entry(d.partition).or_insert(0);
+                *n = (*n).max(d.offset + 1);
             }
             let produced_in = started.elapsed();
             let committed = bounded(TXN_TIMEOUT + STUCK_MARGIN, move || {
@@ -484,6 +455,24 @@ enum Failed {
     Txn(TxnError),
     /// The producer never returned from this call.
     Stuck(&'static str),
+}
+
+/// Waits for the broker's acknowledgement of one record produced to `topic` in a transaction.
+async fn acknowledged(
+    topic: &str,
+    d: rdkafka::producer::DeliveryFuture,
+) -> Result<rdkafka::producer::future_producer::Delivery, Failed> {
+    match d.await {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err((e, _))) => Err(Failed::Txn(TxnError::of(
+            format!("producing to {topic}"),
+            e,
+        ))),
+        Err(_) => Err(Failed::Txn(TxnError::abortable(
+            format!("producing to {topic}"),
+            "delivery cancelled",
+        ))),
+    }
 }
 
 /// How much longer than its own timeout a transaction call may take before the producer is
