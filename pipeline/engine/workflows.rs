@@ -542,6 +542,60 @@ mod tests {
         }
     }
 
+    /// Pipelined commits: while a batch commits, the store does not have its instances yet, so
+    /// the batch handled meanwhile must read them (and their deletions) from memory; once
+    /// written they are the cached ones; a rewind drops them.
+    #[test]
+    fn a_committing_batchs_instances_are_read_before_the_store_has_them() {
+        let dir = std::env::temp_dir().join(format!(
+            "sightline-committing-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let store = Store::open_with(&dir, 8, 8, false).unwrap();
+        let mut stored = inst("gone");
+        stored.first_at = 1;
+        store
+            .write(&[Op::Put(
+                CF_INSTANCES,
+                b"gone".to_vec(),
+                crate::state::instances::encode(&stored),
+            )])
+            .unwrap();
+        let mut w = WorkflowRunner::new(
+            Vec::new(),
+            StreamClock::new(crate::config::TimeMode::Event, 0),
+        )
+        .with_cache(100);
+        let mut batch = Batch::default();
+        batch.instances.insert(b"new".to_vec(), Some(inst("new")));
+        batch.instances.insert(b"gone".to_vec(), None);
+        w.committing(batch);
+        let read = |w: &mut WorkflowRunner, k: &[u8]| {
+            load(&mut w.cache, &w.committing, &store, &Batch::default(), k).unwrap()
+        };
+        assert_eq!(read(&mut w, b"new").map(|i| i.key), Some("new".into()));
+        assert_eq!(
+            read(&mut w, b"new").map(|i| i.key),
+            Some("new".into()),
+            "a read that stages nothing finds it again"
+        );
+        assert_eq!(read(&mut w, b"gone"), None, "deleted, though still stored");
+        w.written();
+        assert_eq!(read(&mut w, b"new").map(|i| i.key), Some("new".into()));
+        // A rewind while a batch commits: its instances are gone from memory.
+        let mut batch = Batch::default();
+        batch
+            .instances
+            .insert(b"other".to_vec(), Some(inst("other")));
+        w.committing(batch);
+        w.clear_cache();
+        assert_eq!(read(&mut w, b"other"), None);
+        assert_eq!(read(&mut w, b"gone").map(|i| i.first_at), Some(1));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_instance_cache_holds_at_most_its_capacity_and_hands_each_instance_out_once() {
         let mut c = InstanceCache {
