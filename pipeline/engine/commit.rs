@@ -176,10 +176,10 @@ impl Engine {
                 }
             }
         }
-        // The changelog of every state write.
+        // The changelog of every state write but the timers (a restore rebuilds those).
         let ops = batch.ops();
         let mut logged = Vec::with_capacity(ops.len());
-        for op in &ops {
+        for op in ops.iter().filter(|op| changelog::logged(op)) {
             let (p, key, value) = changelog::record(op);
             let mut r = FutureRecord::<[u8], [u8]>::to(&changelog_topic)
                 .partition(p)
@@ -210,7 +210,7 @@ impl Engine {
             .unwrap_or_default();
         let producer = self.producer.clone();
         let metadata = self.consumer.group_metadata();
-        let logged_count = ops.len();
+        let logged_count = logged.len();
         let commit = tokio::spawn(async move {
             // Every record acknowledged before the commit is asked for. commit_transaction
             // would flush them itself, but its flush waits for the producer's delivery reports,

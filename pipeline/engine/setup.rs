@@ -490,6 +490,8 @@ pub async fn build(
     // Under exactly-once the changelog topic is the log; RocksDB's own would write it twice.
     let store = Arc::new(open_store(cfg, &state_dir, exactly_once)?);
     let signal = Arc::new(RestoreSignal::default());
+    let compiled = crate::topology::compile_workflows(topologies)?;
+    let derive = super::workflows::restored_timers(&compiled);
     let mut producer_base = base.clone();
     producer_base.set("partitioner", &cfg.kafka.partitioner);
     let (producer, changelog, restore) = if exactly_once {
@@ -532,9 +534,14 @@ pub async fn build(
         // Catch local state up with what this instance committed before it stopped, for every
         // partition it held (their changelog tails), before anything reads the state.
         let held = crate::state::changelog::checkpointed(&store)?;
-        let (st, b, t) = (store.clone(), base.clone(), changelog.clone());
+        let (st, b, t, d) = (
+            store.clone(),
+            base.clone(),
+            changelog.clone(),
+            derive.clone(),
+        );
         tokio::task::spawn_blocking(move || {
-            crate::state::changelog::restore(&st, &b, &t, &held, Duration::from_secs(60))
+            crate::state::changelog::restore(&st, &b, &t, &held, Duration::from_secs(60), &*d)
         })
         .await??;
         let hook = RestoreHook {
@@ -544,6 +551,7 @@ pub async fn build(
             timeout: Duration::from_secs(60),
             signal: signal.clone(),
             owned: Default::default(),
+            derive,
         };
         (producer, Some(changelog), Some(hook))
     } else {
@@ -561,7 +569,6 @@ pub async fn build(
         .context("subscribing to the source topics")?;
     tracing::info!(topics = %topics.join(","), group = %cfg.kafka.group_id, "subscribed");
     let drift = DriftDetector::restore(&crate::state::drift_knowledge(&store)?);
-    let compiled = crate::topology::compile_workflows(topologies)?;
     crate::observe::read::READ.attach(&store, compiled.clone());
     let mut clock = StreamClock::new(cfg.engine.time, cfg.engine.allowed_lateness_ms as i64);
     clock.idle_ms = cfg.engine.idle_timeout_ms as i64;

@@ -169,6 +169,31 @@ fn stage(
     batch.outputs.extend(t.outputs);
 }
 
+/// Rebuilds a restored instance's timers, which the changelog does not hold
+/// ([`Workflow::timers`]). An instance of a workflow no longer configured gets none.
+pub fn restored_timers(workflows: &[Workflow]) -> std::sync::Arc<crate::state::changelog::Derive> {
+    let by_name: HashMap<String, Workflow> = workflows
+        .iter()
+        .map(|w| (w.name.clone(), w.clone()))
+        .collect();
+    std::sync::Arc::new(move |key: &[u8], value: &[u8], ops: &mut Vec<Op>| {
+        let Some((p, wf, k)) = keys::parse_instance(key) else {
+            return;
+        };
+        let (Some(w), Some(inst)) = (by_name.get(wf), crate::state::instances::decode(value))
+        else {
+            return;
+        };
+        for t in w.timers(&inst) {
+            ops.push(Op::Put(
+                CF_TIMERS,
+                keys::timer(p, t.due_ms, wf, k, t.kind),
+                Vec::new(),
+            ));
+        }
+    })
+}
+
 /// The clock inputs that can carry a workflow's events: its watermark is theirs alone, so a
 /// silent topic it never reads holds none of its deadlines.
 #[derive(Debug, Clone, Default)]

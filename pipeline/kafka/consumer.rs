@@ -59,6 +59,8 @@ pub struct RestoreHook {
     pub timeout: std::time::Duration,
     pub signal: Arc<RestoreSignal>,
     pub owned: Mutex<HashSet<i32>>,
+    /// The unlogged state of each restored instance (its timers).
+    pub derive: Arc<crate::state::changelog::Derive>,
 }
 
 impl RestoreHook {
@@ -82,6 +84,7 @@ impl RestoreHook {
             &self.changelog,
             &new,
             self.timeout,
+            &*self.derive,
         ) {
             Ok(_) => {
                 self.owned.lock().expect("restore lock").extend(new);

@@ -59,6 +59,16 @@ pub fn instance(p: i32, workflow: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// (partition, workflow, correlation key) of an instance key.
+pub fn parse_instance(k: &[u8]) -> Option<(i32, &str, &str)> {
+    let p = partition_at(k, 0)?;
+    let rest = &k[4..];
+    let z = rest.iter().position(|&b| b == 0)?;
+    let wf = std::str::from_utf8(&rest[..z]).ok()?;
+    let key = std::str::from_utf8(&rest[z + 1..]).ok()?;
+    Some((p, wf, key))
+}
+
 /// The prefix of a partition's instance or timer keys.
 pub fn partition_prefix(p: i32) -> [u8; 4] {
     partition(p)

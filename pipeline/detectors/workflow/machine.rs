@@ -330,6 +330,38 @@ impl Workflow {
         }
     }
 
+    /// The timers an instance waits on, from its state alone: its expiry, its orphan grace while
+    /// it has not started, and the deadline of every awaited step whose anchor has arrived.
+    /// Firing these gives the outputs the timers its transitions asked for would have given
+    /// (the property tests check it), so timers need no changelog: a restore rebuilds them.
+    pub fn timers(&self, inst: &Instance) -> Vec<Timer> {
+        let mut timers = vec![Timer {
+            due_ms: inst.first_at.saturating_add(self.ttl_ms),
+            kind: TimerKind::Expire,
+        }];
+        if inst.closed {
+            return timers;
+        }
+        if inst.started_at.is_none() && !inst.orphan_fired {
+            timers.push(Timer {
+                due_ms: inst.first_at.saturating_add(self.orphan_grace_ms),
+                kind: TimerKind::Orphan,
+            });
+        }
+        for (j, s) in self.steps.iter().enumerate() {
+            if s.start || s.optional || inst.seen.contains_key(&j) || inst.fired.contains(&j) {
+                continue;
+            }
+            if let Some(due) = self.deadline(inst, j) {
+                timers.push(Timer {
+                    due_ms: due,
+                    kind: TimerKind::Deadline(j),
+                });
+            }
+        }
+        timers
+    }
+
     /// An event of this workflow (its type marks a step) for the instance of its key.
     pub fn on_event(&self, instance: Option<Instance>, ev: &Event) -> Transition {
         let Some(i) = self.step_for(&ev.event_type) else {
@@ -677,6 +709,14 @@ impl Workflow {
         )
     }
 
+    /// When the orphan or expiry timer of an instance is due.
+    fn due(&self, inst: &Instance, kind: TimerKind) -> i64 {
+        match kind {
+            TimerKind::Orphan => inst.first_at.saturating_add(self.orphan_grace_ms),
+            _ => inst.first_at.saturating_add(self.ttl_ms),
+        }
+    }
+
     /// A timer came due on the stream clock (`now_ms` ≥ its due time).
     pub fn on_timer(&self, instance: Option<Instance>, timer: Timer, now_ms: i64) -> Transition {
         let mut outputs = Vec::new();
@@ -719,6 +759,11 @@ impl Workflow {
                     None => {}
                 }
             }
+            // An orphan or expiry timer is the instance's only while it is due where the
+            // instance's first event says: one left by an earlier instance of the same key
+            // (expired, then the key seen again) must not end or flag this one.
+            TimerKind::Orphan | TimerKind::Expire
+                if timer.due_ms != self.due(&inst, timer.kind) => {}
             TimerKind::Orphan => {
                 if inst.started_at.is_none() && !inst.closed && !inst.orphan_fired {
                     inst.orphan_fired = true;
