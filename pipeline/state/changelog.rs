@@ -1,9 +1,10 @@
-//! The changelog: every state write, as a record on a compacted topic, committed in the same
-//! Kafka transaction as the outputs and input offsets it belongs to.
+//! The changelog: every state write but the timers (which follow from the instances, and which
+//! a restore rebuilds), as a record on a compacted topic, committed in the same Kafka
+//! transaction as the outputs and input offsets it belongs to.
 //!
 //! - Topic `<group_id>.state-changelog`, compacted, one partition per input partition number:
 //!   state is partition-aligned, so the changelog partition of a write is the input partition
-//!   that owns it (schema knowledge, which is per topic, lives in partition 0).
+//!   that owns it (drift knowledge is filed under the input partition that taught it).
 //! - Record key: the column family's tag byte, then the RocksDB key; value: the RocksDB value,
 //!   or a tombstone (no value) for a delete.
 //! - Local RocksDB is written only after the transaction commits, in one atomic write together
