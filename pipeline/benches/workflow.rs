@@ -28,7 +28,8 @@
 //! `SIGHTLINE_BENCH_QUICK=1` stops after the ceiling, the exactly-once run and Kafka Streams (for
 //! profiling). `SIGHTLINE_BENCH_KSTREAMS_THREADS` (default "1,2"; "0": none): the thread counts of
 //! pipeline/benches/kafka-streams, the same detection in Kafka Streams, run on the same records.
-//! `SIGHTLINE_BENCH_OVERRIDES="key=value,..."` passes librdkafka overrides to the runs.
+//! `SIGHTLINE_BENCH_OVERRIDES="key=value,..."` passes librdkafka overrides to the runs, and
+//! `SIGHTLINE_BENCH_INSTANCE_CACHE=N` sets their `state.instance_cache`.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -50,6 +51,16 @@ fn block_cache_mb() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256)
+}
+
+/// `state.instance_cache` for the runs (`SIGHTLINE_BENCH_INSTANCE_CACHE`, default: the
+/// configuration's default).
+fn instance_cache() -> String {
+    std::env::var("SIGHTLINE_BENCH_INSTANCE_CACHE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|n| format!("instance_cache = {n}\n"))
+        .unwrap_or_default()
 }
 
 /// librdkafka overrides for the runs, `SIGHTLINE_BENCH_OVERRIDES="key=value,key=value"`, as
@@ -849,11 +860,12 @@ fn start(
         dir.join("sightline.toml"),
         format!(
             "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"{group}\"\nprocessing_guarantee = \"{guarantee}\"\n{}[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
-             [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\nblock_cache_mb = {}\n[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
+             [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\nblock_cache_mb = {}\n{}[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
              [topologies]\npaths = [\"{paths}\"]\n[schemas]\ndir = \"{}\"\n\
              {registry}[engine]\ntime = \"{time}\"\ntimer_tick_ms = 50\n",
             overrides(),
             block_cache_mb(),
+            instance_cache(),
             root.join("schemas").display(),
         ),
     )
