@@ -61,12 +61,16 @@ pub fn instance(p: i32, workflow: &str, key: &str) -> Vec<u8> {
 
 /// (partition, workflow, correlation key) of an instance key.
 pub fn parse_instance(k: &[u8]) -> Option<(i32, &str, &str)> {
-    let p = partition_at(k, 0)?;
-    let rest = &k[4..];
+    let (wf, key) = workflow_and_key(k.get(4..)?)?;
+    Some((partition_at(k, 0)?, wf, key))
+}
+
+/// The `workflow · 0 · key` tail of an instance or timer key.
+fn workflow_and_key(rest: &[u8]) -> Option<(&str, &str)> {
     let z = rest.iter().position(|&b| b == 0)?;
     let wf = std::str::from_utf8(&rest[..z]).ok()?;
     let key = std::str::from_utf8(&rest[z + 1..]).ok()?;
-    Some((p, wf, key))
+    Some((wf, key))
 }
 
 /// The prefix of a partition's instance or timer keys.
@@ -106,11 +110,8 @@ pub fn parse_timer(k: &[u8]) -> Option<(i32, i64, String, String, TimerKind)> {
         b'E' => TimerKind::Expire,
         _ => return None,
     };
-    let rest = &k[17..];
-    let z = rest.iter().position(|&b| b == 0)?;
-    let wf = String::from_utf8(rest[..z].to_vec()).ok()?;
-    let key = String::from_utf8(rest[z + 1..].to_vec()).ok()?;
-    Some((p, due, wf, key, kind))
+    let (wf, key) = workflow_and_key(k.get(17..)?)?;
+    Some((p, due, wf.to_string(), key.to_string(), kind))
 }
 
 pub fn clock(topic: &str, p: i32) -> Vec<u8> {

@@ -336,7 +336,7 @@ impl Workflow {
     /// (the property tests check it), so timers need no changelog: a restore rebuilds them.
     pub fn timers(&self, inst: &Instance) -> Vec<Timer> {
         let mut timers = vec![Timer {
-            due_ms: inst.first_at.saturating_add(self.ttl_ms),
+            due_ms: self.due(inst, TimerKind::Expire),
             kind: TimerKind::Expire,
         }];
         if inst.closed {
@@ -344,7 +344,7 @@ impl Workflow {
         }
         if inst.started_at.is_none() && !inst.orphan_fired {
             timers.push(Timer {
-                due_ms: inst.first_at.saturating_add(self.orphan_grace_ms),
+                due_ms: self.due(inst, TimerKind::Orphan),
                 kind: TimerKind::Orphan,
             });
         }
