@@ -8,8 +8,8 @@
 //!                  -> engine (routes events, commits offsets) -> outputs
 //! ```
 //!
-//! `config` and `topology` describe what to do, `observe` reports what happened (metrics, logs,
-//! HTTP), `demo` runs the whole thing on librdkafka's in-process mock cluster, and `replay`
+//! `config` and `topology` describe what to do, `observe` reports what happened (metrics, logs),
+//! `serve` answers over HTTP, `demo` runs the whole thing on librdkafka's in-process mock cluster, and `replay`
 //! sends dead letters back (`sightline replay`).
 
 pub mod cli;
@@ -25,6 +25,7 @@ pub mod observe;
 pub mod outputs;
 pub mod registry;
 pub mod replay;
+pub mod serve;
 pub mod state;
 pub mod topology;
 

@@ -77,12 +77,12 @@ async fn two_thousand_held_connections_are_closed_and_healthz_still_answers() {
 /// than the test, the 9th and 10th are closed at accept while the first 8 stay open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_are_closed_at_accept() {
-    let limits = sightline::observe::http::Limits {
+    let limits = sightline::serve::http::Limits {
         max_connections: 8,
         header_read_timeout: Duration::from_secs(300),
         idle_timeout: Duration::from_secs(300),
     };
-    let (addr, server) = sightline::observe::http::serve_with(
+    let (addr, server) = sightline::serve::http::serve_with(
         "127.0.0.1:0".parse().unwrap(),
         sightline::observe::health::Health::new(),
         limits,

@@ -34,10 +34,10 @@ pub async fn run(config: &Path, until_end: bool) -> anyhow::Result<ExitCode> {
     };
     crate::observe::metrics::init();
     let health = Health::new();
-    let (bound, _http) = crate::observe::http::serve_with(
+    let (bound, _http) = crate::serve::http::serve_with(
         cfg.http.bind,
         health.clone(),
-        crate::observe::http::Limits::of(&cfg.http),
+        crate::serve::http::Limits::of(&cfg.http),
     )
     .await
     .with_context(|| format!("binding the HTTP server to {} (http.bind)", cfg.http.bind))?;

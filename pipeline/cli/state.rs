@@ -53,7 +53,7 @@ fn workflows(
         return Ok(Vec::new());
     };
     let cfg = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::topology::compile_workflows(&crate::topology::load_configured(&cfg)?)
+    crate::detectors::workflow::compile_all(&crate::topology::load_configured(&cfg)?)
 }
 
 pub async fn state(a: StateArgs) -> anyhow::Result<ExitCode> {

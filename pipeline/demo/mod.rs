@@ -140,14 +140,12 @@ pub async fn run(
     }
 
     let health = Health::new();
-    let (bound, http_task) = match crate::observe::http::serve(cfg.http.bind, health.clone()).await
-    {
+    let (bound, http_task) = match crate::serve::http::serve(cfg.http.bind, health.clone()).await {
         Ok(x) => x,
         Err(e) => {
             // A busy default port must not stop the demo: take any free one.
             println!("demo: {} is busy ({e}); using a free port", cfg.http.bind);
-            crate::observe::http::serve(SocketAddr::from(([127, 0, 0, 1], 0)), health.clone())
-                .await?
+            crate::serve::http::serve(SocketAddr::from(([127, 0, 0, 1], 0)), health.clone()).await?
         }
     };
     println!("demo: metrics at http://{bound}/metrics, health at /healthz and /readyz");

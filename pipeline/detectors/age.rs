@@ -54,9 +54,12 @@ impl EventAge {
                         .overrides
                         .iter()
                         .filter_map(|o| {
-                            s.calendars
-                                .get(&o.calendar)
-                                .map(|c| (c.compile(), o.max_age.ms()))
+                            s.calendars.get(&o.calendar).map(|c| {
+                                (
+                                    crate::detectors::workflow::calendar::Calendar::of(c),
+                                    o.max_age.ms(),
+                                )
+                            })
                         })
                         .collect(),
                     spec: s.clone(),

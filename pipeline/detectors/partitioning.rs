@@ -263,6 +263,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_partitioner_a_topology_accepts_has_a_hash() {
+        for p in crate::topology::source::KEY_PARTITIONERS {
+            assert!(Hash::of(p).is_some(), "{p}");
+        }
+    }
+
+    #[test]
     fn murmur2_matches_kafkas_reference_values() {
         // Kafka's UtilsTest.testMurmur2.
         let cases: [(&[u8], i32); 3] = [

@@ -86,7 +86,7 @@ impl Engine {
             return Outcome::Shutdown;
         }
         if !batch.outputs.is_empty()
-            && !crate::outputs::send::send_all(
+            && !crate::engine::deliver::send_all(
                 &self.producer,
                 &self.encoders,
                 &batch.outputs,
@@ -319,7 +319,7 @@ impl Engine {
         }
         .emit();
         for (out, topic) in &f.outputs {
-            crate::outputs::send::report(out, topic);
+            crate::engine::deliver::report(out, topic);
         }
         f.dead_letters
             .iter()

@@ -10,6 +10,7 @@ pub mod announce;
 pub mod clock;
 pub mod commit;
 pub mod deadletters;
+pub mod deliver;
 pub mod errors;
 pub mod lag;
 pub mod repartition;
@@ -796,7 +797,11 @@ impl Engine {
         self.sink.on_event(&event);
         if let Some(check) = self.partition_checks.get_mut(topic) {
             if let Some(alert) = check.observe(&event.key, rec.partition, now_ms) {
-                crate::observe::events::PartitioningMismatch { alert: &alert }.emit();
+                crate::observe::events::PartitioningMismatch {
+                    topic: alert.attributes.get("topic").map_or("", String::as_str),
+                    summary: &alert.summary,
+                }
+                .emit();
                 // Claimed through the announce topic: one alert per group, whoever samples it.
                 batch.outputs.extend(announce::claim(
                     &self.announce_topic,

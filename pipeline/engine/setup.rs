@@ -490,7 +490,7 @@ pub async fn build(
     // Under exactly-once the changelog topic is the log; RocksDB's own would write it twice.
     let store = Arc::new(open_store(cfg, &state_dir, exactly_once)?);
     let signal = Arc::new(RestoreSignal::default());
-    let compiled = crate::topology::compile_workflows(topologies)?;
+    let compiled = crate::detectors::workflow::compile_all(topologies)?;
     let derive = super::workflows::restored_timers(&compiled);
     let mut producer_base = base.clone();
     producer_base.set("partitioner", &cfg.kafka.partitioner);
@@ -544,15 +544,21 @@ pub async fn build(
             crate::state::changelog::restore(&st, &b, &t, &held, Duration::from_secs(60), &*d)
         })
         .await??;
-        let hook = RestoreHook {
-            store: store.clone(),
-            base: base.clone(),
-            changelog: changelog.clone(),
-            timeout: Duration::from_secs(60),
-            signal: signal.clone(),
-            owned: Default::default(),
-            derive,
-        };
+        let (st, b, t) = (store.clone(), base.clone(), changelog.clone());
+        let hook = RestoreHook::new(
+            Box::new(move |partitions: &[i32]| {
+                crate::state::changelog::restore(
+                    &st,
+                    &b,
+                    &t,
+                    partitions,
+                    Duration::from_secs(60),
+                    &*derive,
+                )
+                .map(|_| ())
+            }),
+            signal.clone(),
+        );
         (producer, Some(changelog), Some(hook))
     } else {
         (
@@ -569,7 +575,7 @@ pub async fn build(
         .context("subscribing to the source topics")?;
     tracing::info!(topics = %topics.join(","), group = %cfg.kafka.group_id, "subscribed");
     let drift = DriftDetector::restore(&crate::state::drift_knowledge(&store)?);
-    crate::observe::read::READ.attach(&store, compiled.clone());
+    crate::serve::read::READ.attach(&store, compiled.clone());
     let mut clock = StreamClock::new(cfg.engine.time, cfg.engine.allowed_lateness_ms as i64);
     clock.idle_ms = cfg.engine.idle_timeout_ms as i64;
     let inputs = workflow_inputs(&cfg.kafka.group_id, topologies, &compiled);

@@ -50,20 +50,26 @@ impl RestoreSignal {
     }
 }
 
-/// Restores the changelog partitions of newly assigned input partitions, inside the rebalance
-/// (before incremental assign), so no record of a partition is read before its state is there.
+/// Restores the state of some input partitions (their changelog partitions) into the store.
+pub type Restore = dyn Fn(&[i32]) -> anyhow::Result<()> + Send + Sync;
+
+/// Restores the state of newly assigned input partitions, inside the rebalance (before
+/// incremental assign), so no record of a partition is read before its state is there.
 pub struct RestoreHook {
-    pub store: Arc<crate::state::Store>,
-    pub base: ClientConfig,
-    pub changelog: String,
-    pub timeout: std::time::Duration,
+    pub restore: Box<Restore>,
     pub signal: Arc<RestoreSignal>,
     pub owned: Mutex<HashSet<i32>>,
-    /// The unlogged state of each restored instance (its timers).
-    pub derive: Arc<crate::state::changelog::Derive>,
 }
 
 impl RestoreHook {
+    pub fn new(restore: Box<Restore>, signal: Arc<RestoreSignal>) -> RestoreHook {
+        RestoreHook {
+            restore,
+            signal,
+            owned: Mutex::default(),
+        }
+    }
+
     fn assign(&self, tpl: &TopicPartitionList, health: &Health) {
         let owned = self.owned.lock().expect("restore lock").clone();
         let new: Vec<i32> = tpl
@@ -78,14 +84,7 @@ impl RestoreHook {
             return;
         }
         health.set_restored(false);
-        match crate::state::changelog::restore(
-            &self.store,
-            &self.base,
-            &self.changelog,
-            &new,
-            self.timeout,
-            &*self.derive,
-        ) {
+        match (self.restore)(&new) {
             Ok(_) => {
                 self.owned.lock().expect("restore lock").extend(new);
                 self.signal.restored.store(true, Ordering::Release);

@@ -252,22 +252,14 @@ impl OutputProduced<'_> {
 /// An SLA event was written.
 pub struct SlaEmitted<'a> {
     pub workflow: &'a str,
-    pub outcome: crate::outputs::SlaOutcome,
+    pub outcome: &'a str,
 }
 
 impl SlaEmitted<'_> {
     pub fn emit(&self) {
-        use crate::outputs::SlaOutcome::*;
-        let outcome = match self.outcome {
-            Completed => "completed",
-            Cancelled => "cancelled",
-            Expired => "expired",
-            StepLate => "step_late",
-            EventAge => "event_age",
-        };
         METRICS
             .sla_events
-            .with_label_values(&[self.workflow, outcome])
+            .with_label_values(&[self.workflow, self.outcome])
             .inc();
     }
 }
@@ -292,8 +284,8 @@ impl TimersFired {
 /// A consumer group's lag status changed (the event went to the lag topic).
 pub struct LagStatusChanged<'a> {
     pub group: &'a str,
-    pub status: crate::detectors::lag::LagStatus,
-    pub previous: Option<crate::detectors::lag::LagStatus>,
+    pub status: &'a str,
+    pub previous: Option<&'a str>,
     pub total_lag: i64,
 }
 
@@ -301,14 +293,14 @@ impl LagStatusChanged<'_> {
     pub fn emit(&self) {
         tracing::info!(
             group = self.group,
-            status = self.status.as_str(),
-            previous = self.previous.map(|p| p.as_str()).unwrap_or("none"),
+            status = self.status,
+            previous = self.previous.unwrap_or("none"),
             total_lag = self.total_lag,
             "consumer group lag status changed"
         );
         METRICS
             .lag_status_changes
-            .with_label_values(&[self.status.as_str()])
+            .with_label_values(&[self.status])
             .inc();
     }
 }
@@ -410,23 +402,20 @@ impl TransactionEnded<'_> {
 
 /// A keyed source's records are not where its partitioner puts their correlation keys.
 pub struct PartitioningMismatch<'a> {
-    pub alert: &'a crate::outputs::Alert,
+    pub topic: &'a str,
+    pub summary: &'a str,
 }
 
 impl PartitioningMismatch<'_> {
     pub fn emit(&self) {
-        let topic = self
-            .alert
-            .attributes
-            .get("topic")
-            .map_or("", String::as_str);
+        let topic = self.topic;
         METRICS
             .partitioning_mismatches
             .with_label_values(&[topic])
             .inc();
         tracing::error!(
             topic,
-            summary = %self.alert.summary,
+            summary = self.summary,
             "partitioning mismatch: workflow state of this topic lands on the wrong partitions"
         );
     }

@@ -1,4 +1,4 @@
-//! How Sightline reports on itself: Prometheus metrics, tracing logs and the HTTP endpoints.
+//! How Sightline reports on itself: Prometheus metrics, tracing logs and the health it serves.
 //!
 //! Every observable occurrence is one typed event in [`events`] that logs and counts in one
 //! place, so call sites stay one line (`RecordDeadLettered { .. }.emit()`), and a metric name is
@@ -6,7 +6,5 @@
 
 pub mod events;
 pub mod health;
-pub mod http;
 pub mod logging;
 pub mod metrics;
-pub mod read;

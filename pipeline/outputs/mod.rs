@@ -7,7 +7,6 @@ pub mod alert;
 pub mod drift;
 pub mod encode;
 pub mod lag;
-pub mod send;
 pub mod sla;
 
 pub use alert::{Alert, AlertStatus, LineageEntry, Severity};

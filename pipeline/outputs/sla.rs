@@ -13,6 +13,19 @@ pub enum SlaOutcome {
     EventAge,
 }
 
+impl SlaOutcome {
+    /// The outcome as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaOutcome::Completed => "completed",
+            SlaOutcome::Cancelled => "cancelled",
+            SlaOutcome::Expired => "expired",
+            SlaOutcome::StepLate => "step_late",
+            SlaOutcome::EventAge => "event_age",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepStatus {

@@ -137,23 +137,6 @@ pub fn load_configured(cfg: &crate::config::Config) -> anyhow::Result<Vec<Topolo
     })
 }
 
-/// Compiles every workflow of `topologies`; an error names the file and the workflow.
-pub fn compile_workflows(
-    topologies: &[Topology],
-) -> anyhow::Result<Vec<crate::detectors::workflow::Workflow>> {
-    let mut out = Vec::new();
-    for t in topologies {
-        for w in &t.workflows {
-            out.push(
-                crate::detectors::workflow::Workflow::compile(w).map_err(|e| {
-                    anyhow::anyhow!("{}: workflow `{}`: {e}", t.file.display(), w.name)
-                })?,
-            );
-        }
-    }
-    Ok(out)
-}
-
 /// Expands files and directories (their `*.yaml` / `*.yml`, sorted) and loads every topology.
 /// All problems in all files are returned together.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Topology>, Vec<TopologyError>> {

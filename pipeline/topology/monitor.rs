@@ -250,7 +250,7 @@ impl FreshnessSpec {
             ));
         }
         for d in &self.active_days {
-            if crate::detectors::workflow::calendar::weekday(d).is_none() {
+            if super::workflow::weekday(d).is_none() {
                 bad(format!(
                     "monitor `{}`: `{d}` is not a day (mon..sun)",
                     self.name

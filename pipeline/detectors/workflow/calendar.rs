@@ -1,21 +1,10 @@
 //! Business calendars: is an instant, seen in the workflow's time zone, on one of the
 //! calendar's weekdays or dates? Evaluated on local dates, so a DST change moves nothing.
 
+pub use crate::topology::workflow::weekday;
+use crate::topology::workflow::CalendarSpec;
 use chrono::{Datelike, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Tz;
-
-pub fn weekday(s: &str) -> Option<Weekday> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "mon" | "monday" => Weekday::Mon,
-        "tue" | "tuesday" => Weekday::Tue,
-        "wed" | "wednesday" => Weekday::Wed,
-        "thu" | "thursday" => Weekday::Thu,
-        "fri" | "friday" => Weekday::Fri,
-        "sat" | "saturday" => Weekday::Sat,
-        "sun" | "sunday" => Weekday::Sun,
-        _ => return None,
-    })
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct Calendar {
@@ -24,6 +13,19 @@ pub struct Calendar {
 }
 
 impl Calendar {
+    /// The calendar `spec` declares, with unparseable days and dates left out (validation
+    /// reports them).
+    pub fn of(spec: &CalendarSpec) -> Calendar {
+        Calendar {
+            days: spec.days.iter().filter_map(|d| weekday(d)).collect(),
+            dates: spec
+                .dates
+                .iter()
+                .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .collect(),
+        }
+    }
+
     /// Does epoch-ms `t`, in zone `tz`, fall on this calendar?
     pub fn contains(&self, tz: Tz, t_ms: i64) -> bool {
         let Some(local) = tz.timestamp_millis_opt(t_ms).single() else {

@@ -11,6 +11,7 @@ pub mod machine;
 pub use machine::{Instance, Timer, TimerKind, Transition};
 
 use crate::topology::workflow::{StepSeverity, WorkflowSpec};
+use crate::topology::Topology;
 use calendar::Calendar;
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, HashMap};
@@ -93,7 +94,7 @@ impl Workflow {
         let calendars = spec
             .calendars
             .iter()
-            .map(|(name, c)| (name.clone(), c.compile()))
+            .map(|(name, c)| (name.clone(), calendar::Calendar::of(c)))
             .collect();
         let by_type = steps
             .iter()
@@ -146,3 +147,16 @@ impl Workflow {
 
 #[cfg(test)]
 mod tests;
+
+/// Compiles every workflow of `topologies`; an error names the file and the workflow.
+pub fn compile_all(topologies: &[Topology]) -> anyhow::Result<Vec<Workflow>> {
+    let mut out = Vec::new();
+    for t in topologies {
+        for w in &t.workflows {
+            out.push(Workflow::compile(w).map_err(|e| {
+                anyhow::anyhow!("{}: workflow `{}`: {e}", t.file.display(), w.name)
+            })?);
+        }
+    }
+    Ok(out)
+}

@@ -57,11 +57,13 @@ impl ReadModel {
                 let mut open = self.open_alerts.lock().expect("read lock");
                 // The gauge counts FIRING minus RESOLVED since this process started (never below
                 // zero: an alert fired before a restart may resolve after it).
-                let gauge = super::metrics::METRICS.alerts_open.with_label_values(&[
-                    a.workflow.as_deref().unwrap_or(""),
-                    a.step.as_deref().unwrap_or(""),
-                    &a.kind,
-                ]);
+                let gauge = crate::observe::metrics::METRICS
+                    .alerts_open
+                    .with_label_values(&[
+                        a.workflow.as_deref().unwrap_or(""),
+                        a.step.as_deref().unwrap_or(""),
+                        &a.kind,
+                    ]);
                 match a.status {
                     AlertStatus::Firing => {
                         gauge.inc();

@@ -1,9 +1,10 @@
-//! Producing outputs. All of a batch's outputs are enqueued at once (the producer batches them),
-//! then every acknowledgement is awaited; what failed is sent again, one by one, with backoff,
+//! Delivering outputs at least once (under exactly-once they go in the commit's transaction
+//! instead), and reporting each delivered one. All of a batch's outputs are enqueued at once
+//! (the producer batches them), then every acknowledgement is awaited; what failed is sent again, one by one, with backoff,
 //! until the broker acknowledges it. Only then may the input offsets behind them be stored.
 
-use super::{Encoders, Output};
 use crate::observe::events::{AlertEmitted, DriftDetected, KafkaClientError, OutputProduced};
+use crate::outputs::{AlertStatus, DriftVerdict, Encoders, Output};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -77,14 +78,14 @@ async fn send_one(
 /// Counts and logs a delivered output.
 pub fn report(out: &Output, topic: &str) {
     OutputProduced { topic }.emit();
-    crate::observe::read::READ.record(out);
+    crate::serve::read::READ.record(out);
     match out {
         Output::Alert(a) => AlertEmitted {
             dedupe_id: &a.dedupe_id,
             kind: &a.kind,
             status: match a.status {
-                super::AlertStatus::Firing => "firing",
-                super::AlertStatus::Resolved => "resolved",
+                AlertStatus::Firing => "firing",
+                AlertStatus::Resolved => "resolved",
             },
             summary: &a.summary,
         }
@@ -93,21 +94,21 @@ pub fn report(out: &Output, topic: &str) {
             topic: &d.topic,
             drift_id: &d.drift_id,
             verdict: match d.verdict {
-                super::DriftVerdict::Compatible => "compatible",
-                super::DriftVerdict::Incompatible => "incompatible",
+                DriftVerdict::Compatible => "compatible",
+                DriftVerdict::Incompatible => "incompatible",
             },
         }
         .emit(),
         Output::Sla(s) => crate::observe::events::SlaEmitted {
             workflow: &s.workflow,
-            outcome: s.outcome,
+            outcome: s.outcome.as_str(),
         }
         .emit(),
         Output::Rekeyed { .. } => {}
         Output::Lag(l) => crate::observe::events::LagStatusChanged {
             group: &l.group,
-            status: l.status,
-            previous: l.previous_status,
+            status: l.status.as_str(),
+            previous: l.previous_status.map(|p| p.as_str()),
             total_lag: l.total_lag_offsets,
         }
         .emit(),

@@ -10,7 +10,7 @@
 //! (1,000 held-open connections once stayed open for good), so connections are served here with
 //! hyper directly.
 
-use super::health::Health;
+use crate::observe::health::Health;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -77,7 +77,7 @@ pub async fn serve_with(
                 }
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
-                super::metrics::METRICS.http_refused.inc();
+                crate::observe::metrics::METRICS.http_refused.inc();
                 drop(stream);
                 continue;
             };
@@ -111,7 +111,7 @@ async fn serve_connection(stream: TcpStream, app: Router, limits: Limits) {
             _ = tokio::time::sleep(tick) => {
                 let idle = started.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
                 if idle >= limits.idle_timeout {
-                    super::metrics::METRICS.http_idle_closed.inc();
+                    crate::observe::metrics::METRICS.http_idle_closed.inc();
                     return; // dropping the connection closes the socket
                 }
             }
@@ -296,7 +296,7 @@ async fn api_timers(Query(q): Query<TimersQuery>) -> ApiResult {
 async fn metrics() -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        super::metrics::render(),
+        crate::observe::metrics::render(),
     )
 }
 
