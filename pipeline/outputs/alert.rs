@@ -31,8 +31,8 @@ impl From<crate::topology::workflow::StepSeverity> for Severity {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineageEntry {
-    pub event_type: String,
-    pub topic: String,
+    pub event_type: super::Name,
+    pub topic: super::Name,
     pub partition: i32,
     pub offset: i64,
     pub event_time: i64,

@@ -7,12 +7,14 @@ pub mod alert;
 pub mod drift;
 pub mod encode;
 pub mod lag;
+pub mod name;
 pub mod sla;
 
 pub use alert::{Alert, AlertStatus, LineageEntry, Severity};
 pub use drift::{DriftVerdict, SchemaDrift};
 pub use encode::Encoders;
 pub use lag::{LagEvent, PartitionLag};
+pub use name::Name;
 pub use sla::{EventAgeReport, SlaEvent, SlaOutcome, StepStatus, StepTiming};
 
 /// One record for an output topic.

@@ -3,7 +3,7 @@
 //! (JSON objects, starting with `{`, and version 1, without dimension times) still read.
 
 use crate::detectors::workflow::Instance;
-use crate::outputs::LineageEntry;
+use crate::outputs::{LineageEntry, Name};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Version 1: no dimension times (postcard has no optional trailing fields, so it has a shape
@@ -23,17 +23,13 @@ struct InstanceV1 {
     closed: bool,
     event_ids: BTreeSet<String>,
     lineage: Vec<LineageEntry>,
-    dimensions: BTreeMap<String, String>,
+    dimensions: BTreeMap<Name, String>,
 }
 
 impl From<InstanceV1> for Instance {
     fn from(v: InstanceV1) -> Instance {
         // Dimensions learnt before their times were kept count as known from the first event.
-        let dimension_at = v
-            .dimensions
-            .keys()
-            .map(|k| (k.clone(), v.first_at))
-            .collect();
+        let dimension_at = v.dimensions.keys().map(|&k| (k, v.first_at)).collect();
         Instance {
             key: v.key,
             first_at: v.first_at,
@@ -96,8 +92,8 @@ mod tests {
                 event_time: 1_700_000_000_000,
                 trace_id: Some("t".into()),
             }],
-            dimensions: [("region".to_string(), "eu".to_string())].into(),
-            dimension_at: [("region".to_string(), 1_700_000_000_000)].into(),
+            dimensions: [(Name::new("region"), "eu".to_string())].into(),
+            dimension_at: [(Name::new("region"), 1_700_000_000_000)].into(),
         }
     }
 
@@ -119,7 +115,7 @@ mod tests {
             closed: bool,
             event_ids: &'a BTreeSet<String>,
             lineage: &'a [LineageEntry],
-            dimensions: &'a BTreeMap<String, String>,
+            dimensions: &'a BTreeMap<Name, String>,
         }
         let mut v1 = vec![V1];
         v1.extend(
@@ -138,7 +134,7 @@ mod tests {
             .unwrap(),
         );
         let old = decode(&v1).expect("version 1 still reads");
-        assert_eq!(old.dimension_at, [("region".to_string(), -5)].into());
+        assert_eq!(old.dimension_at, [(Name::new("region"), -5)].into());
         assert_eq!(old.lineage, inst.lineage);
         assert!(bytes.len() < serde_json::to_vec(&inst).unwrap().len() / 2);
         assert_eq!(decode(&serde_json::to_vec(&inst).unwrap()), Some(inst));

@@ -21,7 +21,7 @@
 use super::Workflow;
 use crate::ingest::Event;
 use crate::outputs::{
-    Alert, AlertStatus, LineageEntry, Output, Severity, SlaEvent, SlaOutcome, StepStatus,
+    Alert, AlertStatus, LineageEntry, Name, Output, Severity, SlaEvent, SlaOutcome, StepStatus,
     StepTiming,
 };
 use serde::{Deserialize, Serialize};
@@ -44,12 +44,12 @@ pub struct Instance {
     pub event_ids: BTreeSet<String>,
     /// The events seen, in event-time order (not read order).
     pub lineage: Vec<LineageEntry>,
-    pub dimensions: BTreeMap<String, String>,
+    pub dimensions: BTreeMap<Name, String>,
     /// Dimension -> event time of the event its value came from: the earliest event that
     /// carried it (ties: the smaller value), so the value does not depend on read order, and an
     /// alert carries only dimensions known by its deadline.
     #[serde(default)]
-    pub dimension_at: BTreeMap<String, i64>,
+    pub dimension_at: BTreeMap<Name, i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -120,12 +120,16 @@ impl Instance {
     /// The dimensions known by event time `at` (all of them when there is no such time).
     fn dimensions_by(&self, at: Option<i64>) -> BTreeMap<String, String> {
         match at {
-            None => self.dimensions.clone(),
+            None => self
+                .dimensions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             Some(at) => self
                 .dimensions
                 .iter()
                 .filter(|(k, _)| self.dimension_at.get(*k).is_none_or(|&t| t <= at))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
         }
     }
@@ -276,7 +280,7 @@ impl Workflow {
             late_step: late.map(|(i, _)| self.steps[i].name.clone()),
             late_by_ms: late.map(|(_, by)| by),
             steps,
-            dimensions: inst.dimensions.clone(),
+            dimensions: inst.dimensions_by(None),
             event_age: None,
             sightline_version: crate::VERSION.to_string(),
         })
@@ -465,13 +469,14 @@ impl Workflow {
                 _ => false,
             };
             if !keep {
-                inst.dimensions.insert(k.to_string(), v.clone());
-                inst.dimension_at.insert(k.to_string(), t);
+                let k = Name::new(k);
+                inst.dimensions.insert(k, v.clone());
+                inst.dimension_at.insert(k, t);
             }
         }
         let entry = LineageEntry {
-            event_type: ev.event_type.clone(),
-            topic: ev.coordinates.topic.to_string(),
+            event_type: Name::new(&ev.event_type),
+            topic: Name::new(&ev.coordinates.topic),
             partition: ev.coordinates.partition,
             offset: ev.coordinates.offset,
             event_time: t,

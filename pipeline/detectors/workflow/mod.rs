@@ -127,11 +127,16 @@ impl Workflow {
 
     /// The deadline window of step `i` for an anchor at `anchor_ms` with these dimensions:
     /// the first matching override, else the step's own `within`.
-    pub fn within(&self, i: usize, anchor_ms: i64, dims: &BTreeMap<String, String>) -> Option<i64> {
+    pub fn within(
+        &self,
+        i: usize,
+        anchor_ms: i64,
+        dims: &BTreeMap<crate::outputs::Name, String>,
+    ) -> Option<i64> {
         let step = &self.steps[i];
         let base = step.within_ms?;
         for o in &step.overrides {
-            let dims_match = o.when.iter().all(|(k, v)| dims.get(k) == Some(v));
+            let dims_match = o.when.iter().all(|(k, v)| dims.get(k.as_str()) == Some(v));
             let cal_match = o.calendar.as_ref().is_none_or(|c| {
                 self.calendars
                     .get(c)
