@@ -162,6 +162,8 @@ pub struct Engine {
     /// When timers were last looked for.
     pub timers_ran: Instant,
     pub idle_check: Option<tokio::task::JoinHandle<IdleCheck>>,
+    /// The per-record metrics' handles, resolved once per label set.
+    pub record_metrics: crate::observe::events::RecordHandles,
 }
 
 /// A waiting input, and the topic-partitions that must be read to their end for it to have
@@ -377,16 +379,21 @@ impl Engine {
                         // own records wait, the others go on.
                         let mut holding: std::collections::HashMap<(String, i32), i64> = Default::default();
                         let mut handled_ms = 0;
+                        // The wall clock, read once for the batch.
+                        let now_ms = chrono::Utc::now().timestamp_millis();
+                        let held = |holding: &std::collections::HashMap<(String, i32), i64>, m: &BorrowedMessage<'_>| {
+                            !holding.is_empty() && holding.get(&(m.topic().to_string(), m.partition())).is_some_and(|&at| m.offset() >= at)
+                        };
                         for m in &msgs {
                             if !matches!(outcome, Outcome::Done) {
                                 break;
                             }
-                            let tp = (m.topic().to_string(), m.partition());
-                            if holding.contains_key(&tp) {
+                            if held(&holding, m) {
                                 continue;
                             }
-                            outcome = match self.handle(m, &mut batch, &mut shutdown).await {
+                            outcome = match self.handle(m, now_ms, &mut batch, &mut shutdown).await {
                                 Outcome::Hold { why, status } => {
+                                    let tp = (m.topic().to_string(), m.partition());
                                     self.registry_wait(&tp, m.offset(), &why, &status);
                                     holding.insert(tp, m.offset());
                                     Outcome::Done
@@ -395,11 +402,7 @@ impl Engine {
                             };
                         }
                         if matches!(outcome, Outcome::Done) {
-                            let offsets = commit::next_offsets(msgs.iter().filter(|m| {
-                                holding
-                                    .get(&(m.topic().to_string(), m.partition()))
-                                    .is_none_or(|&at| m.offset() < at)
-                            }));
+                            let offsets = commit::next_offsets(msgs.iter().filter(|m| !held(&holding, m)));
                             handled_ms = started.elapsed().as_millis() as u64;
                             outcome = if exactly_once {
                                 // Pipelined: the previous batch's transaction committed while
@@ -424,11 +427,7 @@ impl Engine {
                         match outcome {
                             Outcome::Done if exactly_once => {}
                             Outcome::Done => {
-                                for m in msgs.iter().filter(|m| {
-                                    holding
-                                        .get(&(m.topic().to_string(), m.partition()))
-                                        .is_none_or(|&at| m.offset() < at)
-                                }) {
+                                for m in msgs.iter().filter(|m| !held(&holding, m)) {
                                     if let Err(e) = consumer.store_offset_from_message(m) {
                                         crate::observe::events::KafkaClientError { kind: "offset_store", error: &e.to_string() }.emit();
                                     }
@@ -633,17 +632,18 @@ impl Engine {
         }
     }
 
-    /// Handles one record into `batch`; dead letters and drift events are sent at once (they
-    /// are rare), workflow outputs and state wait for the batch.
+    /// Handles one record into `batch`, at wall time `now_ms` (read once per batch): its
+    /// outputs, dead letters and state are staged there and commit with the batch.
     async fn handle(
         &mut self,
         msg: &BorrowedMessage<'_>,
+        now_ms: i64,
         batch: &mut Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = msg.topic();
         if self.repartition_inputs.contains(topic) {
-            return self.handle_rekeyed(msg, batch, shutdown).await;
+            return self.handle_rekeyed(msg, now_ms, batch, shutdown).await;
         }
         if topic == self.announce_topic {
             return self.handle_claim(msg, batch, shutdown).await;
@@ -657,7 +657,7 @@ impl Engine {
             );
             return Outcome::Done;
         };
-        RecordConsumed { topic }.emit();
+        RecordConsumed { topic }.emit(&mut self.record_metrics);
         let headers = crate::ingest::borrowed_headers(msg);
         let rec = RawRecord::of(msg, &headers);
         let decoded = match source.read(&rec).await {
@@ -707,7 +707,6 @@ impl Engine {
         };
 
         // Contract and drift: at most one drift event per new writer schema or violation kind.
-        let now_ms = chrono::Utc::now().timestamp_millis();
         // A mapped event can still be bad input: a key too long to copy into state and every
         // alert, or an absurd event time, which would move the clock for good.
         if let Some((class, why)) = self.out_of_bounds(&event, rec.timestamp_ms, now_ms) {
@@ -793,7 +792,7 @@ impl Engine {
             record_time_ms: rec.timestamp_ms,
             now_ms,
         }
-        .emit();
+        .emit(&mut self.record_metrics);
         self.sink.on_event(&event);
         if let Some(check) = self.partition_checks.get_mut(topic) {
             if let Some(alert) = check.observe(&event.key, rec.partition, now_ms) {
@@ -812,12 +811,9 @@ impl Engine {
         }
         self.freshness.on_event(&event, now_ms, &mut batch.outputs);
         self.age.on_event(&event, now_ms, &mut batch.outputs);
-        self.age.drain_measured(|name, measure, age| {
-            crate::observe::metrics::METRICS
-                .monitor_event_age
-                .with_label_values(&[name, measure])
-                .observe(age as f64 / 1000.0)
-        });
+        let handles = &mut self.record_metrics;
+        self.age
+            .drain_measured(|name, measure, age| handles.monitor_age(name, measure, age));
         if let Some(t) = &source.repartition_topic {
             // Not keyed by the correlation key: the workflows get it through its repartition
             // topic, on the partition its key belongs to.
@@ -834,7 +830,7 @@ impl Engine {
             return Outcome::Done;
         }
         let at = event.event_time_ms;
-        self.feed_workflows(batch, topic, at, rec.partition, rec.offset, &event)
+        self.feed_workflows(batch, topic, at, rec.partition, rec.offset, &event, now_ms)
     }
 
     /// Hands an event read from `partition` to the workflow state machines; `input` is the
@@ -848,11 +844,11 @@ impl Engine {
         partition: i32,
         offset: i64,
         event: &Event,
+        wall: i64,
     ) -> Outcome {
         if self.workflows.is_empty() {
             return Outcome::Done;
         }
-        let wall = chrono::Utc::now().timestamp_millis();
         if let Err(e) =
             self.workflows
                 .on_event(&self.store, batch, input, clock_ms, partition, event, wall)
@@ -868,11 +864,12 @@ impl Engine {
     async fn handle_rekeyed(
         &mut self,
         msg: &BorrowedMessage<'_>,
+        now_ms: i64,
         batch: &mut Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let topic = msg.topic();
-        RecordConsumed { topic }.emit();
+        RecordConsumed { topic }.emit(&mut self.record_metrics);
         match repartition::decode(msg.payload().unwrap_or_default()) {
             Ok(repartition::Record::Event(event, upstream_clock)) => {
                 // The clock input is the upstream partition the event was read from; a topic
@@ -892,15 +889,20 @@ impl Engine {
                     msg.partition(),
                     msg.offset(),
                     &event,
+                    now_ms,
                 )
             }
             Ok(repartition::Record::Marks(marks)) => {
                 if self.repartition_feeds.contains_key(topic) {
-                    let wall = chrono::Utc::now().timestamp_millis();
                     for m in marks.marks {
                         let input = repartition::upstream_input(topic, m.partition);
-                        self.workflows
-                            .observe_input(batch, &input, msg.partition(), m.clock, wall);
+                        self.workflows.observe_input(
+                            batch,
+                            &input,
+                            msg.partition(),
+                            m.clock,
+                            now_ms,
+                        );
                     }
                 }
                 Outcome::Done
@@ -924,7 +926,7 @@ impl Engine {
         batch: &mut Batch,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        RecordConsumed { topic: msg.topic() }.emit();
+        RecordConsumed { topic: msg.topic() }.emit(&mut self.record_metrics);
         let outputs = match announce::decode(msg.payload().unwrap_or_default()) {
             Ok(o) => o,
             Err(e) => {

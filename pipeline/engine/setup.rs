@@ -686,5 +686,6 @@ pub async fn build(
         last_idle_check: std::time::Instant::now() - Duration::from_secs(10),
         timers_ran: std::time::Instant::now(),
         idle_check: None,
+        record_metrics: Default::default(),
     })
 }

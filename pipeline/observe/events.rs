@@ -5,6 +5,78 @@
 //! formats a secret: errors are passed in already redacted (see `config::secret`).
 
 use super::metrics::METRICS;
+use prometheus::{Histogram, IntCounter};
+use std::collections::HashMap;
+
+/// Metric handles of the per-record events, resolved once per label set: a
+/// `with_label_values` hashes its labels and takes the metric's lock, four times per record.
+/// One per engine loop (not shared between threads).
+#[derive(Default)]
+pub struct RecordHandles {
+    topics: HashMap<String, TopicHandles>,
+    /// Age monitor -> (its measure, its histogram).
+    monitor_ages: HashMap<String, (&'static str, Histogram)>,
+    /// Label sets held.
+    kept: usize,
+}
+
+/// Label sets held at most: beyond it (event types are read from the data), a record's
+/// handles are resolved as they used to be, so memory stays bounded.
+const HANDLES_KEPT: usize = 10_000;
+
+struct TopicHandles {
+    consumed: IntCounter,
+    /// event type -> handles, with the source they were resolved for.
+    types: HashMap<String, TypeHandles>,
+}
+
+struct TypeHandles {
+    source: String,
+    events: IntCounter,
+    processing: Histogram,
+    producer: Histogram,
+}
+
+impl RecordHandles {
+    /// An age monitor measured an event `age_ms` old.
+    pub fn monitor_age(&mut self, monitor: &str, measure: &'static str, age_ms: i64) {
+        let secs = age_ms as f64 / 1000.0;
+        match self.monitor_ages.get(monitor) {
+            Some((m, h)) if *m == measure => h.observe(secs),
+            _ => {
+                let h = METRICS
+                    .monitor_event_age
+                    .with_label_values(&[monitor, measure]);
+                h.observe(secs);
+                if self.kept < HANDLES_KEPT {
+                    let new = self
+                        .monitor_ages
+                        .insert(monitor.to_string(), (measure, h))
+                        .is_none();
+                    self.kept += usize::from(new);
+                }
+            }
+        }
+    }
+
+    fn topic(&mut self, topic: &str) -> Option<&mut TopicHandles> {
+        if !self.topics.contains_key(topic) {
+            if self.kept >= HANDLES_KEPT {
+                return None;
+            }
+            let consumed = METRICS.records_consumed.with_label_values(&[topic]);
+            self.topics.insert(
+                topic.to_string(),
+                TopicHandles {
+                    consumed,
+                    types: HashMap::new(),
+                },
+            );
+            self.kept += 1;
+        }
+        self.topics.get_mut(topic)
+    }
+}
 
 /// One record read from an input topic (good or bad). Counted, not logged.
 pub struct RecordConsumed<'a> {
@@ -12,11 +84,14 @@ pub struct RecordConsumed<'a> {
 }
 
 impl RecordConsumed<'_> {
-    pub fn emit(&self) {
-        METRICS
-            .records_consumed
-            .with_label_values(&[self.topic])
-            .inc();
+    pub fn emit(&self, handles: &mut RecordHandles) {
+        match handles.topic(self.topic) {
+            Some(t) => t.consumed.inc(),
+            None => METRICS
+                .records_consumed
+                .with_label_values(&[self.topic])
+                .inc(),
+        }
     }
 }
 
@@ -32,21 +107,59 @@ pub struct EventMapped<'a> {
 }
 
 impl EventMapped<'_> {
-    pub fn emit(&self) {
-        METRICS
-            .events_consumed
-            .with_label_values(&[self.topic, self.event_type])
-            .inc();
+    fn resolve(&self) -> TypeHandles {
+        TypeHandles {
+            source: self.source.to_string(),
+            events: METRICS
+                .events_consumed
+                .with_label_values(&[self.topic, self.event_type]),
+            processing: METRICS.event_age.with_label_values(&[
+                self.source,
+                self.event_type,
+                "processing",
+            ]),
+            producer: METRICS.event_age.with_label_values(&[
+                self.source,
+                self.event_type,
+                "producer",
+            ]),
+        }
+    }
+
+    pub fn emit(&self, handles: &mut RecordHandles) {
+        let full = handles.kept >= HANDLES_KEPT;
+        let mut added = false;
+        if let Some(t) = handles.topic(self.topic) {
+            let known = t
+                .types
+                .get(self.event_type)
+                .is_some_and(|h| h.source == self.source);
+            if !known && !full {
+                added = t
+                    .types
+                    .insert(self.event_type.to_string(), self.resolve())
+                    .is_none();
+            }
+        }
+        handles.kept += usize::from(added);
+        let fresh;
+        let h = match handles
+            .topics
+            .get(self.topic)
+            .and_then(|t| t.types.get(self.event_type))
+            .filter(|h| h.source == self.source)
+        {
+            Some(h) => h,
+            None => {
+                fresh = self.resolve();
+                &fresh
+            }
+        };
+        h.events.inc();
         let secs = |ms: i64| ms.max(0) as f64 / 1000.0;
-        METRICS
-            .event_age
-            .with_label_values(&[self.source, self.event_type, "processing"])
-            .observe(secs(self.now_ms - self.event_time_ms));
+        h.processing.observe(secs(self.now_ms - self.event_time_ms));
         if let Some(t) = self.record_time_ms {
-            METRICS
-                .event_age
-                .with_label_values(&[self.source, self.event_type, "producer"])
-                .observe(secs(t - self.event_time_ms));
+            h.producer.observe(secs(t - self.event_time_ms));
         }
     }
 }
@@ -436,6 +549,95 @@ impl StateRecovered<'_> {
             moved_to = self.aside,
             reason = self.why,
             "state store corrupt: moved aside (kept for inspection) and rebuilt from the changelog as partitions are assigned"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped<'a>(topic: &'a str, source: &'a str, event_type: &'a str) -> EventMapped<'a> {
+        EventMapped {
+            topic,
+            source,
+            event_type,
+            event_time_ms: 1_000,
+            record_time_ms: Some(1_500),
+            now_ms: 3_000,
+        }
+    }
+
+    #[test]
+    fn resolved_handles_count_into_the_same_series_as_a_lookup_per_record() {
+        let mut handles = RecordHandles::default();
+        let consumed = || {
+            METRICS
+                .records_consumed
+                .with_label_values(&["handles.t"])
+                .get()
+        };
+        let events = |ty: &str| {
+            METRICS
+                .events_consumed
+                .with_label_values(&["handles.t", ty])
+                .get()
+        };
+        let ages = |source: &str, measure: &str| {
+            METRICS
+                .event_age
+                .with_label_values(&[source, "placed", measure])
+                .get_sample_count()
+        };
+        let before = (consumed(), events("placed"), ages("a", "processing"));
+        for _ in 0..3 {
+            RecordConsumed { topic: "handles.t" }.emit(&mut handles);
+            mapped("handles.t", "a", "placed").emit(&mut handles);
+        }
+        assert_eq!(consumed(), before.0 + 3);
+        assert_eq!(events("placed"), before.1 + 3);
+        assert_eq!(ages("a", "processing"), before.2 + 3);
+        assert_eq!(ages("a", "producer"), 3);
+        // The topic's source renamed (a reload): the ages go to the new source's series.
+        mapped("handles.t", "b", "placed").emit(&mut handles);
+        assert_eq!(ages("b", "processing"), 1);
+        assert_eq!(ages("a", "processing"), before.2 + 3);
+        assert_eq!(events("placed"), before.1 + 4);
+    }
+
+    #[test]
+    fn past_the_bound_records_are_still_counted() {
+        let mut handles = RecordHandles::default();
+        for i in 0..HANDLES_KEPT {
+            handles.topics.insert(
+                format!("filler.{i}"),
+                TopicHandles {
+                    consumed: METRICS.records_consumed.with_label_values(&["filler"]),
+                    types: HashMap::new(),
+                },
+            );
+        }
+        handles.kept = HANDLES_KEPT;
+        let before = METRICS
+            .events_consumed
+            .with_label_values(&["bound.t", "x"])
+            .get();
+        RecordConsumed { topic: "bound.t" }.emit(&mut handles);
+        mapped("bound.t", "s", "x").emit(&mut handles);
+        assert_eq!(handles.kept, HANDLES_KEPT);
+        assert_eq!(
+            METRICS
+                .records_consumed
+                .with_label_values(&["bound.t"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            METRICS
+                .events_consumed
+                .with_label_values(&["bound.t", "x"])
+                .get(),
+            before + 1
         );
     }
 }
