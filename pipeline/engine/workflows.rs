@@ -143,18 +143,18 @@ fn load(
         .and_then(|v| crate::state::instances::decode(&v)))
 }
 
-/// Stages a transition of instance `key` of workflow `wf` on partition `p` in `batch`.
+/// Stages a transition of instance `key` of workflow `wf` on partition `p` (its state key
+/// `k`) in `batch`.
 fn stage(
     fired_to: &mut HashMap<i32, i64>,
     batch: &mut Batch,
-    p: i32,
+    (p, k): (i32, Vec<u8>),
     wf: &str,
     key: &str,
     t: crate::detectors::workflow::Transition,
 ) {
-    batch
-        .instances
-        .insert(keys::instance(p, wf, key), t.instance);
+    debug_assert_eq!(k, keys::instance(p, wf, key));
+    batch.instances.insert(k, t.instance);
     for Timer { due_ms, kind } in t.timers {
         // A timer due where the scans have passed already must be found by the next one.
         if let Some(done) = fired_to.get_mut(&p) {
@@ -367,7 +367,7 @@ impl WorkflowRunner {
             let k = keys::instance(p, &wf.name, &ev.key);
             let inst = load(&mut self.cache, &self.committing, store, batch, &k)?;
             let t = wf.on_event(inst, ev);
-            stage(&mut self.fired_to, batch, p, &wf.name, &ev.key, t);
+            stage(&mut self.fired_to, batch, (p, k), &wf.name, &ev.key, t);
         }
         Ok(())
     }
@@ -520,7 +520,7 @@ impl WorkflowRunner {
                         }
                         continue;
                     }
-                    stage(&mut self.fired_to, batch, p, &wf.name, &key, t);
+                    stage(&mut self.fired_to, batch, (p, ik), &wf.name, &key, t);
                 }
                 if exhausted {
                     break;

@@ -229,6 +229,9 @@ mod tests {
         // Stored state holds these: a change of hash would make every stored id unknown.
         assert_eq!(event_id_digest("e1"), event_id_digest("e1"));
         assert_ne!(event_id_digest("e1"), event_id_digest("e2"));
-        assert_eq!(event_id_digest("order-1/placed"), 14_858_122_368_697_630_799);
+        assert_eq!(
+            event_id_digest("order-1/placed"),
+            14_858_122_368_697_630_799
+        );
     }
 }
