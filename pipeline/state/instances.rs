@@ -73,7 +73,7 @@ impl From<InstanceV1> for Instance {
     fn from(v: InstanceV1) -> Instance {
         // Dimensions learnt before their times were kept count as known from the first event.
         let dimension_at = v.dimensions.keys().map(|&k| (k, v.first_at)).collect();
-        Instance {
+        Instance::from(InstanceV2 {
             key: v.key,
             first_at: v.first_at,
             started_at: v.started_at,
@@ -81,11 +81,11 @@ impl From<InstanceV1> for Instance {
             fired: v.fired,
             orphan_fired: v.orphan_fired,
             closed: v.closed,
-            event_ids: digests(v.event_ids),
+            event_ids: v.event_ids,
             lineage: v.lineage,
             dimensions: v.dimensions,
             dimension_at,
-        }
+        })
     }
 }
 

@@ -789,14 +789,7 @@ fn a_restored_instances_deadline_fires_when_the_clock_passes_it() {
 
 #[test]
 fn ten_thousand_chained_steps_compile_in_linear_time() {
-    let mut yaml =
-        String::from("name: long\nttl: 3650d\nsteps:\n  - { name: s0, on: e0, start: true }\n");
-    for i in 1..10_000 {
-        yaml.push_str(&format!(
-            "  - {{ name: s{i}, on: e{i}, after: s{}, within: 1m }}\n",
-            i - 1
-        ));
-    }
+    let yaml = crate::topology::workflow::tests::chained_steps(10_000);
     let spec: crate::topology::workflow::WorkflowSpec = serde_yaml::from_str(&yaml).unwrap();
     let started = std::time::Instant::now();
     let w = Workflow::compile(&spec).unwrap();
