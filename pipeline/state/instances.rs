@@ -186,35 +186,11 @@ mod tests {
         let json = serde_json::to_vec(&v2_shape).unwrap();
         assert_eq!(decode(&json), Some(inst.clone()));
         // Version 1 (no dimension times): its dimensions count as known from the first event.
-        #[derive(serde::Serialize)]
-        struct V1Shape<'a> {
-            key: &'a str,
-            first_at: i64,
-            started_at: Option<i64>,
-            seen: &'a BTreeMap<usize, i64>,
-            fired: &'a BTreeSet<usize>,
-            orphan_fired: bool,
-            closed: bool,
-            event_ids: &'a BTreeSet<String>,
-            lineage: &'a [LineageEntry],
-            dimensions: &'a BTreeMap<Name, String>,
-        }
-        let mut v1 = vec![V1];
-        v1.extend(
-            postcard::to_allocvec(&V1Shape {
-                key: &inst.key,
-                first_at: inst.first_at,
-                started_at: inst.started_at,
-                seen: &inst.seen,
-                fired: &inst.fired,
-                orphan_fired: inst.orphan_fired,
-                closed: inst.closed,
-                event_ids: &ids,
-                lineage: &inst.lineage,
-                dimensions: &inst.dimensions,
-            })
-            .unwrap(),
-        );
+        // Postcard is positional: version 1 is version 2 without its last field.
+        let dimension_at = postcard::to_allocvec(&inst.dimension_at).unwrap();
+        let v1: Vec<u8> = std::iter::once(V1)
+            .chain(v2[1..v2.len() - dimension_at.len()].iter().copied())
+            .collect();
         let old = decode(&v1).expect("version 1 still reads");
         assert_eq!(old.dimension_at, [(Name::new("region"), -5)].into());
         assert_eq!(old.lineage, inst.lineage);

@@ -132,19 +132,13 @@ impl Instance {
 
     /// The dimensions known by event time `at` (all of them when there is no such time).
     fn dimensions_by(&self, at: Option<i64>) -> BTreeMap<String, String> {
-        match at {
-            None => self
-                .dimensions
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            Some(at) => self
-                .dimensions
-                .iter()
-                .filter(|(k, _)| self.dimension_at.get(*k).is_none_or(|&t| t <= at))
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
+        let known =
+            |k: &Name| at.is_none_or(|at| self.dimension_at.get(k).is_none_or(|&t| t <= at));
+        self.dimensions
+            .iter()
+            .filter(|(k, _)| known(k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 }
 
