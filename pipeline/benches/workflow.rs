@@ -29,7 +29,8 @@
 //! profiling). `SIGHTLINE_BENCH_KSTREAMS_THREADS` (default "1,2"; "0": none): the thread counts of
 //! pipeline/benches/kafka-streams, the same detection in Kafka Streams, run on the same records.
 //! `SIGHTLINE_BENCH_OVERRIDES="key=value,..."` passes librdkafka overrides to the runs, and
-//! `SIGHTLINE_BENCH_INSTANCE_CACHE=N` sets their `state.instance_cache`.
+//! `SIGHTLINE_BENCH_INSTANCE_CACHE=N` sets their `state.instance_cache`, and
+//! `SIGHTLINE_BENCH_ENGINE="key = value,..."` adds lines to their `[engine]` table.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -423,6 +424,17 @@ async fn main() {
     let per_m = 1_000_000.0 / records as f64;
     let per_m_instances = 1_000_000.0 / n as f64;
     let sightline_alerts = alerts_by_kind(port);
+    let loads: Vec<String> = ["batch", "committing", "cache", "store", "new"]
+        .iter()
+        .map(|from| {
+            let n = metric(
+                port,
+                &format!("sightline_instance_loads_total{{from=\"{from}\"}}"),
+            );
+            format!("{from} {n}")
+        })
+        .collect();
+    println!("instance loads: {}", loads.join(", "));
     let mut dead_by_class = std::collections::BTreeMap::new();
     for ((topic, class), n) in by_labels(
         port,
@@ -862,11 +874,12 @@ fn start(
             "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\ngroup_id = \"{group}\"\nprocessing_guarantee = \"{guarantee}\"\n{}[kafka.topics]\npartitions = {PARTITIONS}\nreplication_factor = 1\n\
              [http]\nbind = \"127.0.0.1:{port}\"\n[state]\ndir = \"state\"\nblock_cache_mb = {}\n{}[outputs]\nalerts = \"{out}.alerts\"\nsla = \"{out}.sla\"\ndrift = \"{out}.drift\"\nlag = \"{out}.lag\"\n\
              [topologies]\npaths = [\"{paths}\"]\n[schemas]\ndir = \"{}\"\n\
-             {registry}[engine]\ntime = \"{time}\"\ntimer_tick_ms = 50\n",
+             {registry}[engine]\ntime = \"{time}\"\ntimer_tick_ms = 50\n{}",
             overrides(),
             block_cache_mb(),
             instance_cache(),
             root.join("schemas").display(),
+            std::env::var("SIGHTLINE_BENCH_ENGINE").unwrap_or_default().replace(',', "\n"),
         ),
     )
     .unwrap();

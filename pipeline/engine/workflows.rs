@@ -20,7 +20,9 @@ pub struct Batch {
     instances: HashMap<Vec<u8>, Option<Instance>>,
     timer_puts: BTreeMap<Vec<u8>, ()>,
     timer_deletes: Vec<Vec<u8>>,
-    clocks: BTreeMap<(String, i32), PartitionClock>,
+    /// Input -> partition -> its clock after the batch (by input first, so that an event of an
+    /// input already in the batch allocates nothing).
+    clocks: BTreeMap<String, BTreeMap<i32, PartitionClock>>,
     /// Other writes that belong to the batch (schema knowledge).
     pub extra_ops: Vec<Op>,
     pub outputs: Vec<Output>,
@@ -56,10 +58,12 @@ impl Batch {
         for k in self.timer_puts.keys() {
             ops.push(Op::Put(CF_TIMERS, k.clone(), Vec::new()));
         }
-        for ((t, p), c) in &self.clocks {
-            let mut v = c.base.to_be_bytes().to_vec();
-            v.extend_from_slice(&c.wall_at.to_be_bytes());
-            ops.push(Op::Put(CF_META, keys::clock(t, *p), v));
+        for (t, parts) in &self.clocks {
+            for (p, c) in parts {
+                let mut v = c.base.to_be_bytes().to_vec();
+                v.extend_from_slice(&c.wall_at.to_be_bytes());
+                ops.push(Op::Put(CF_META, keys::clock(t, *p), v));
+            }
         }
         ops.extend(self.extra_ops.iter().cloned());
         ops
@@ -117,30 +121,58 @@ impl InstanceCache {
     }
 }
 
-/// The instance under `k`: staged in this batch, else committed (the cache, then the store).
-/// What it returns is staged again by [`stage`], so a cached instance is taken out of the cache
-/// rather than copied; the commit puts it back.
+/// Where [`load`] found an instance (`sightline_instance_loads_total{from}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Staged in the batch being handled.
+    Batch,
+    /// In the batch whose transaction is committing.
+    Committing,
+    Cache,
+    Store,
+    /// Nowhere: the event starts an instance.
+    New,
+}
+
+/// `sightline_instance_loads_total`, by [`Found`].
+static LOADS: std::sync::LazyLock<[prometheus::IntCounter; 5]> = std::sync::LazyLock::new(|| {
+    ["batch", "committing", "cache", "store", "new"].map(|from| {
+        crate::observe::metrics::METRICS
+            .instance_loads
+            .with_label_values(&[from])
+    })
+});
+
+/// The instance under `k`: staged in this batch, else committed (the cache, then the store),
+/// and where it was found. What it returns is staged again by [`stage`], so a cached instance
+/// is taken out of the cache rather than copied; the commit puts it back.
 fn load(
     cache: &mut InstanceCache,
     committing: &HashMap<Vec<u8>, Option<Instance>>,
     store: &Store,
     batch: &Batch,
     k: &[u8],
-) -> Result<Option<Instance>, StateError> {
+) -> Result<(Option<Instance>, Found), StateError> {
     if let Some(v) = batch.instances.get(k) {
-        return Ok(v.clone());
+        return Ok((v.clone(), Found::Batch));
     }
     // Written by the batch whose transaction is committing: the store does not have it yet.
     // Cloned, not taken: a load that stages nothing must find it again.
     if let Some(v) = committing.get(k) {
-        return Ok(v.clone());
+        return Ok((v.clone(), Found::Committing));
     }
     if let Some(inst) = cache.take(k) {
-        return Ok(Some(inst));
+        return Ok((Some(inst), Found::Cache));
     }
-    Ok(store
+    let stored = store
         .get(CF_INSTANCES, k)?
-        .and_then(|v| crate::state::instances::decode(&v)))
+        .and_then(|v| crate::state::instances::decode(&v));
+    let found = if stored.is_some() {
+        Found::Store
+    } else {
+        Found::New
+    };
+    Ok((stored, found))
 }
 
 /// Stages a transition of instance `key` of workflow `wf` on partition `p` (its state key
@@ -365,7 +397,8 @@ impl WorkflowRunner {
         for &i in wfs {
             let wf = &self.workflows[i];
             let k = keys::instance(p, &wf.name, &ev.key);
-            let inst = load(&mut self.cache, &self.committing, store, batch, &k)?;
+            let (inst, found) = load(&mut self.cache, &self.committing, store, batch, &k)?;
+            LOADS[found as usize].inc();
             let t = wf.on_event(inst, ev);
             stage(&mut self.fired_to, batch, (p, k), &wf.name, &ev.key, t);
         }
@@ -386,7 +419,16 @@ impl WorkflowRunner {
         match clock_ms {
             Some(t) => {
                 let c = self.clock.observe(input, p, t, wall_ms);
-                batch.clocks.insert((input.to_string(), p), c);
+                match batch.clocks.get_mut(input) {
+                    Some(parts) => {
+                        parts.insert(p, c);
+                    }
+                    None => {
+                        batch
+                            .clocks
+                            .insert(input.to_string(), BTreeMap::from([(p, c)]));
+                    }
+                }
             }
             None => self.clock.drained(input, p),
         }
@@ -509,7 +551,8 @@ impl WorkflowRunner {
                     let wf = &self.workflows[i];
                     let ik = keys::instance(p, &wf.name, &key);
                     let staged = batch.instances.contains_key(&ik);
-                    let inst = load(&mut self.cache, &self.committing, store, batch, &ik)?;
+                    let (inst, found) = load(&mut self.cache, &self.committing, store, batch, &ik)?;
+                    LOADS[found as usize].inc();
                     let existed = inst.is_some();
                     let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
                     // Most timers find their reason gone (the step arrived, the instance
@@ -596,9 +639,10 @@ mod tests {
         batch.instances.insert(b"new".to_vec(), Some(inst("new")));
         batch.instances.insert(b"gone".to_vec(), None);
         w.committing(batch);
-        let read = |w: &mut WorkflowRunner, k: &[u8]| {
+        let found = |w: &mut WorkflowRunner, k: &[u8]| {
             load(&mut w.cache, &w.committing, &store, &Batch::default(), k).unwrap()
         };
+        let read = |w: &mut WorkflowRunner, k: &[u8]| found(w, k).0;
         assert_eq!(read(&mut w, b"new").map(|i| i.key), Some("new".into()));
         assert_eq!(
             read(&mut w, b"new").map(|i| i.key),
@@ -606,8 +650,17 @@ mod tests {
             "a read that stages nothing finds it again"
         );
         assert_eq!(read(&mut w, b"gone"), None, "deleted, though still stored");
+        assert_eq!(found(&mut w, b"gone").1, Found::Committing);
         w.written();
-        assert_eq!(read(&mut w, b"new").map(|i| i.key), Some("new".into()));
+        assert_eq!(found(&mut w, b"new").1, Found::Cache);
+        assert_eq!(found(&mut w, b"gone"), (Some(stored.clone()), Found::Store));
+        assert_eq!(found(&mut w, b"never"), (None, Found::New));
+        let mut staged = Batch::default();
+        staged.instances.insert(b"new".to_vec(), Some(inst("new")));
+        assert_eq!(
+            load(&mut w.cache, &w.committing, &store, &staged, b"new").unwrap(),
+            (Some(inst("new")), Found::Batch)
+        );
         // A rewind while a batch commits: its instances are gone from memory.
         let mut batch = Batch::default();
         batch

@@ -117,6 +117,7 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub own_lag_offsets: IntGauge,
     pub paused_partitions: IntGauge,
+    pub instance_loads: IntCounterVec,
     pub http_refused: prometheus::IntCounter,
     pub state_recoveries: prometheus::IntCounter,
     pub http_idle_closed: prometheus::IntCounter,
@@ -369,6 +370,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "HTTP connections closed after http.idle_timeout_ms without a byte in either direction.",
         )
         .expect("valid metric"),
+    ),
+    instance_loads: counter(
+        "sightline_instance_loads_total",
+        "Workflow instances looked up for an event or a due timer, by where they were found: batch (staged in the batch being handled), committing (in the batch whose transaction is committing), cache (the instance cache), store (RocksDB), new (nowhere: the event starts an instance).",
+        &["from"],
     ),
     paused_partitions: gauge(
         "sightline_paused_partitions",
