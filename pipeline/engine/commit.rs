@@ -184,7 +184,7 @@ impl Engine {
             let mut r = FutureRecord::<[u8], [u8]>::to(&changelog_topic)
                 .partition(p)
                 .key(&key);
-            if let Some(v) = &value {
+            if let Some(v) = value {
                 r = r.payload(v);
             }
             match self.producer.send_result(r) {

@@ -62,10 +62,11 @@ pub fn logged(op: &Op) -> bool {
 /// that is not logged (its timers), written atomically with it.
 pub type Derive = dyn Fn(&[u8], &[u8], &mut Vec<Op>) + Send + Sync;
 
-/// A changelog record for a write: (partition, key, value or tombstone).
-pub fn record(op: &Op) -> (i32, Vec<u8>, Option<Vec<u8>>) {
+/// A changelog record for a write: (partition, key, value or tombstone). The value is the
+/// write's own (it is produced from there, not copied).
+pub fn record(op: &Op) -> (i32, Vec<u8>, Option<&[u8]>) {
     let (cf, k, v) = match op {
-        Op::Put(cf, k, v) => (*cf, k, Some(v.clone())),
+        Op::Put(cf, k, v) => (*cf, k, Some(v.as_slice())),
         Op::Delete(cf, k) => (*cf, k, None),
     };
     let mut key = Vec::with_capacity(k.len() + 1);
@@ -279,7 +280,7 @@ mod tests {
         let put = Op::Put(CF_INSTANCES, inst.clone(), b"{}".to_vec());
         let (p, k, v) = record(&put);
         assert_eq!(p, 7);
-        assert_eq!(op(&k, v.as_deref()), Some(put));
+        assert_eq!(op(&k, v), Some(put));
         let clock = crate::state::keys::clock("shop.orders", 3);
         let del = Op::Delete(CF_META, clock);
         let (p, k, v) = record(&del);
