@@ -106,17 +106,10 @@ pub fn open_instances(
     let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut oldest: Vec<OpenInstance> = Vec::new();
     for (k, v) in store.scan_prefix(CF_INSTANCES, b"")? {
-        let Some(p) = k
-            .get(0..4)
-            .map(|b| u32::from_be_bytes(b.try_into().expect("4")) as i32)
-        else {
+        let Some((p, wf, _)) = keys::parse_instance(&k) else {
             continue;
         };
-        let rest = &k[4..];
-        let Some(z) = rest.iter().position(|&b| b == 0) else {
-            continue;
-        };
-        let wf = String::from_utf8_lossy(&rest[..z]).into_owned();
+        let wf = wf.to_string();
         if workflow.is_some_and(|w| w != wf) {
             continue;
         }
