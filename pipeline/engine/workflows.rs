@@ -60,9 +60,11 @@ impl Batch {
         }
         for (t, parts) in &self.clocks {
             for (p, c) in parts {
-                let mut v = c.base.to_be_bytes().to_vec();
-                v.extend_from_slice(&c.wall_at.to_be_bytes());
-                ops.push(Op::Put(CF_META, keys::clock(t, *p), v));
+                ops.push(Op::Put(
+                    CF_META,
+                    keys::clock(t, *p),
+                    keys::clock_value(c.base, c.wall_at),
+                ));
             }
         }
         ops.extend(self.extra_ops.iter().cloned());
@@ -318,11 +320,9 @@ impl WorkflowRunner {
     /// Restores the partition clocks from the store.
     pub fn restore_clocks(&mut self, store: &Store) -> Result<(), StateError> {
         for (k, v) in store.scan_prefix(CF_META, keys::CLOCK)? {
-            if let (Some((p, topic)), Ok(v)) =
-                (keys::parse_clock(&k), <[u8; 16]>::try_from(v.as_slice()))
+            if let (Some((p, topic)), Some((base, wall_at))) =
+                (keys::parse_clock(&k), keys::parse_clock_value(&v))
             {
-                let base = i64::from_be_bytes(v[..8].try_into().expect("8"));
-                let wall_at = i64::from_be_bytes(v[8..].try_into().expect("8"));
                 self.clock
                     .restore(&topic, p, PartitionClock { base, wall_at });
             }

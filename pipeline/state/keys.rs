@@ -128,6 +128,23 @@ pub fn parse_clock(k: &[u8]) -> Option<(i32, String)> {
     Some((p, topic))
 }
 
+/// The value stored under a clock key: its projected event time and the wall time it was
+/// projected at.
+pub fn clock_value(base: i64, wall_at: i64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&base.to_be_bytes());
+    v.extend_from_slice(&wall_at.to_be_bytes());
+    v
+}
+
+/// (base, wall_at) of a clock value.
+pub fn parse_clock_value(v: &[u8]) -> Option<(i64, i64)> {
+    let v = <[u8; 16]>::try_from(v).ok()?;
+    let base = i64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+    let wall_at = i64::from_be_bytes(v[8..].try_into().expect("8 bytes"));
+    Some((base, wall_at))
+}
+
 pub fn checkpoint(p: i32) -> Vec<u8> {
     let mut k = CHECKPOINT.to_vec();
     k.extend_from_slice(&partition(p));
@@ -183,6 +200,19 @@ mod tests {
             assert_eq!(partition_of(CF_META, &level(p, "lag/g")), p);
         }
         assert!(due(-1) < due(0) && due(0) < due(1));
+    }
+
+    #[test]
+    fn clock_values_round_trip_and_other_lengths_are_refused() {
+        let v = clock_value(-1_700_000_000_000, 1_764_000_000_123);
+        assert_eq!(v.len(), 16);
+        assert_eq!(
+            parse_clock_value(&v),
+            Some((-1_700_000_000_000, 1_764_000_000_123))
+        );
+        assert_eq!(parse_clock_value(&v[..15]), None);
+        // The layout restored state depends on: base then wall time, big-endian.
+        assert_eq!(&clock_value(1, 2)[7..9], &[1, 0]);
     }
 
     #[test]
