@@ -10,8 +10,8 @@
 //! JSON: each record is checked against the contract; a drift event fires when a (field, kind)
 //! violation is seen on the topic for the first time, never per record.
 //!
-//! What is known survives restarts: [`Remember`] pairs go to the `schemas` column family, and
-//! [`DriftDetector::restore`] reads them back.
+//! What is known survives restarts: each [`Knowledge`] goes to the `schemas` column family
+//! (state/keys.rs encodes it), and [`DriftDetector::restore`] reads it back.
 
 use crate::contracts::diff::{diff, FieldChange};
 use crate::contracts::json::Violation;
@@ -21,8 +21,17 @@ use crate::outputs::{Alert, AlertStatus, DriftVerdict, Output, SchemaDrift, Seve
 use apache_avro::Schema;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// A key/value pair for the `schemas` column family.
-pub type Remember = (Vec<u8>, Vec<u8>);
+/// One thing the detector knows, to be kept in state and given back to
+/// [`DriftDetector::restore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Knowledge {
+    /// Writer schema `id` was seen on `topic`, first at `at_ms`.
+    AvroSeen { topic: String, id: u32, at_ms: i64 },
+    /// The writer schema last seen on `topic`.
+    AvroLast { topic: String, id: u32 },
+    /// A JSON contract violation seen on `topic`.
+    JsonSeen { topic: String, violation: Violation },
+}
 
 #[derive(Debug, Default, Clone)]
 struct TopicKnowledge {
@@ -54,64 +63,32 @@ pub struct AvroSighting<'a> {
 #[derive(Debug, Default, PartialEq)]
 pub struct DriftOutcome {
     pub outputs: Vec<Output>,
-    pub remember: Vec<Remember>,
-}
-
-fn key_seen(topic: &str, id: u32) -> Vec<u8> {
-    let mut k = format!("avro/{topic}/").into_bytes();
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
-fn key_last(topic: &str) -> Vec<u8> {
-    format!("avro-last/{topic}").into_bytes()
-}
-
-fn key_json(topic: &str, v: &Violation) -> Vec<u8> {
-    format!("json/{topic}/{}/{}", v.field, v.kind.as_str()).into_bytes()
+    pub remember: Vec<Knowledge>,
 }
 
 impl DriftDetector {
-    /// Rebuilds the detector from the `schemas` column family's pairs.
-    pub fn restore(pairs: &[(Vec<u8>, Vec<u8>)]) -> Self {
+    /// Rebuilds the detector from what it knew.
+    pub fn restore(known: &[Knowledge]) -> Self {
         let mut d = DriftDetector::default();
-        for (k, v) in pairs {
-            if let Some(rest) = k.strip_prefix(b"avro/") {
-                if rest.len() >= 5 {
-                    let (topic, id) = rest.split_at(rest.len() - 4);
-                    let topic = String::from_utf8_lossy(&topic[..topic.len() - 1]).into_owned();
-                    let id = u32::from_be_bytes(id.try_into().expect("4 bytes"));
-                    d.topics.entry(topic).or_default().seen_ids.insert(id);
-                }
-            } else if let Some(topic) = k.strip_prefix(b"avro-last/") {
-                if let Ok(id) = <[u8; 4]>::try_from(v.as_slice()) {
+        for k in known {
+            match k {
+                Knowledge::AvroSeen { topic, id, .. } => {
                     d.topics
-                        .entry(String::from_utf8_lossy(topic).into_owned())
+                        .entry(topic.clone())
                         .or_default()
-                        .last_id = Some(u32::from_be_bytes(id));
+                        .seen_ids
+                        .insert(*id);
                 }
-            } else if let Some(rest) = k.strip_prefix(b"json/") {
-                let text = String::from_utf8_lossy(rest);
-                let mut parts = text.rsplitn(3, '/');
-                let (Some(kind), Some(field), Some(topic)) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
-                    continue;
-                };
-                let kind = match kind {
-                    "missing_required" => crate::contracts::json::ViolationKind::MissingRequired,
-                    "wrong_type" => crate::contracts::json::ViolationKind::WrongType,
-                    "unknown_field" => crate::contracts::json::ViolationKind::UnknownField,
-                    _ => continue,
-                };
-                d.topics
-                    .entry(topic.to_string())
-                    .or_default()
-                    .json_seen
-                    .insert(Violation {
-                        field: field.to_string(),
-                        kind,
-                    });
+                Knowledge::AvroLast { topic, id } => {
+                    d.topics.entry(topic.clone()).or_default().last_id = Some(*id);
+                }
+                Knowledge::JsonSeen { topic, violation } => {
+                    d.topics
+                        .entry(topic.clone())
+                        .or_default()
+                        .json_seen
+                        .insert(violation.clone());
+                }
             }
         }
         d
@@ -138,11 +115,15 @@ impl DriftDetector {
         k.seen_ids.insert(s.schema_id);
         k.last_id = Some(s.schema_id);
         let remember = vec![
-            (
-                key_seen(s.topic, s.schema_id),
-                s.now_ms.to_be_bytes().to_vec(),
-            ),
-            (key_last(s.topic), s.schema_id.to_be_bytes().to_vec()),
+            Knowledge::AvroSeen {
+                topic: s.topic.to_string(),
+                id: s.schema_id,
+                at_ms: s.now_ms,
+            },
+            Knowledge::AvroLast {
+                topic: s.topic.to_string(),
+                id: s.schema_id,
+            },
         ];
         let diff_vs_contract = s
             .contract
@@ -240,7 +221,10 @@ impl DriftDetector {
         k.json_seen.extend(new.iter().cloned());
         let remember = new
             .iter()
-            .map(|v| (key_json(topic, v), b"1".to_vec()))
+            .map(|v| Knowledge::JsonSeen {
+                topic: topic.to_string(),
+                violation: v.clone(),
+            })
             .collect();
         let incompatible = new.iter().any(|v| !v.kind.is_compatible());
         let verdict = if incompatible {

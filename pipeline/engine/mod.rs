@@ -774,15 +774,10 @@ impl Engine {
             topic,
             outcome.outputs,
         ));
-        batch
-            .extra_ops
-            .extend(outcome.remember.into_iter().map(|(k, v)| {
-                crate::state::Op::Put(
-                    crate::state::CF_SCHEMAS,
-                    crate::state::keys::knowledge(rec.partition, &k),
-                    v,
-                )
-            }));
+        batch.extra_ops.extend(outcome.remember.iter().map(|known| {
+            let (k, v) = crate::state::keys::knowledge(rec.partition, known);
+            crate::state::Op::Put(crate::state::CF_SCHEMAS, k, v)
+        }));
 
         EventMapped {
             topic,

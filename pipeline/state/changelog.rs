@@ -286,14 +286,13 @@ mod tests {
         let (p, k, v) = record(&del);
         assert_eq!((p, v), (3, None));
         assert_eq!(op(&k, None), Some(del));
-        assert_eq!(
-            record(&Op::Put(
-                CF_SCHEMAS,
-                crate::state::keys::knowledge(5, b"avro/t/1"),
-                vec![]
-            ))
-            .0,
-            5
+        let (k, v) = crate::state::keys::knowledge(
+            5,
+            &crate::detectors::drift::Knowledge::AvroLast {
+                topic: "t".into(),
+                id: 1,
+            },
         );
+        assert_eq!(record(&Op::Put(CF_SCHEMAS, k, v)).0, 5);
     }
 }

@@ -5,7 +5,9 @@
 //! |---|---|---|
 //! | `instances` | partition · workflow · 0 · correlation key | an instance (state/instances.rs) |
 //! | `timers` | partition · due (sign-flipped, big-endian) · kind · step · workflow · 0 · key | empty |
-//! | `schemas` | partition · drift knowledge key | drift knowledge |
+//! | `schemas` | partition · `avro/` topic `/` schema id (BE u32) | when it was first seen (BE i64 ms) |
+//! | `schemas` | partition · `avro-last/` topic | the schema id last seen (BE u32) |
+//! | `schemas` | partition · `json/` topic `/` field `/` violation kind | `1` |
 //! | `meta` | `clock/` · partition · topic | a stream clock |
 //! | `meta` | `changelog/` · partition | the next changelog offset local state includes |
 //! | `meta` | `announced/` · partition · id | an announcement made (empty), or a level |
@@ -13,6 +15,8 @@
 //! Partitions are 4 bytes, big-endian, so a partition's keys are one contiguous range.
 
 use super::{CF_INSTANCES, CF_META, CF_SCHEMAS, CF_TIMERS};
+use crate::contracts::json::{Violation, ViolationKind};
+use crate::detectors::drift::Knowledge;
 use crate::detectors::workflow::TimerKind;
 
 /// Prefix of a stream clock key in `meta`.
@@ -151,16 +155,70 @@ pub fn checkpoint(p: i32) -> Vec<u8> {
     k
 }
 
-/// The key drift knowledge `key` learnt from input partition `p` is stored under.
-pub fn knowledge(p: i32, key: &[u8]) -> Vec<u8> {
+/// The `schemas` key and value of drift knowledge learnt from input partition `p`.
+pub fn knowledge(p: i32, known: &Knowledge) -> (Vec<u8>, Vec<u8>) {
     let mut k = partition(p).to_vec();
-    k.extend_from_slice(key);
-    k
+    let v = match known {
+        Knowledge::AvroSeen { topic, id, at_ms } => {
+            k.extend_from_slice(format!("avro/{topic}/").as_bytes());
+            k.extend_from_slice(&id.to_be_bytes());
+            at_ms.to_be_bytes().to_vec()
+        }
+        Knowledge::AvroLast { topic, id } => {
+            k.extend_from_slice(format!("avro-last/{topic}").as_bytes());
+            id.to_be_bytes().to_vec()
+        }
+        Knowledge::JsonSeen { topic, violation } => {
+            k.extend_from_slice(
+                format!(
+                    "json/{topic}/{}/{}",
+                    violation.field,
+                    violation.kind.as_str()
+                )
+                .as_bytes(),
+            );
+            b"1".to_vec()
+        }
+    };
+    (k, v)
 }
 
-/// The drift knowledge key inside a `schemas` key.
-pub fn knowledge_of(k: &[u8]) -> Option<&[u8]> {
-    k.get(4..).filter(|rest| !rest.is_empty())
+/// The drift knowledge a `schemas` key and value hold (None: not one this version writes).
+pub fn parse_knowledge(k: &[u8], v: &[u8]) -> Option<Knowledge> {
+    let rest = k.get(4..)?;
+    if let Some(rest) = rest.strip_prefix(b"avro/") {
+        let (topic, id) = rest.split_at_checked(rest.len().checked_sub(4)?)?;
+        let topic = std::str::from_utf8(topic.strip_suffix(b"/")?).ok()?;
+        let at_ms = <[u8; 8]>::try_from(v).map_or(0, i64::from_be_bytes);
+        return Some(Knowledge::AvroSeen {
+            topic: topic.to_string(),
+            id: u32::from_be_bytes(id.try_into().ok()?),
+            at_ms,
+        });
+    }
+    if let Some(topic) = rest.strip_prefix(b"avro-last/") {
+        return Some(Knowledge::AvroLast {
+            topic: std::str::from_utf8(topic).ok()?.to_string(),
+            id: u32::from_be_bytes(<[u8; 4]>::try_from(v).ok()?),
+        });
+    }
+    let text = std::str::from_utf8(rest.strip_prefix(b"json/")?).ok()?;
+    let mut parts = text.rsplitn(3, '/');
+    let (kind, field, topic) = (parts.next()?, parts.next()?, parts.next()?);
+    let kind = [
+        ViolationKind::MissingRequired,
+        ViolationKind::WrongType,
+        ViolationKind::UnknownField,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == kind)?;
+    Some(Knowledge::JsonSeen {
+        topic: topic.to_string(),
+        violation: Violation {
+            field: field.to_string(),
+            kind,
+        },
+    })
 }
 
 /// An announcement made by the owner of announce partition `p`.
@@ -191,7 +249,11 @@ mod tests {
                 parse_timer(&t),
                 Some((p, -5, "o2c".into(), "k".into(), TimerKind::Deadline(2)))
             );
-            assert_eq!(partition_of(CF_SCHEMAS, &knowledge(p, b"avro/t/1")), p);
+            let last = Knowledge::AvroLast {
+                topic: "t".into(),
+                id: 1,
+            };
+            assert_eq!(partition_of(CF_SCHEMAS, &knowledge(p, &last).0), p);
             assert_eq!(partition_of(CF_META, &clock("orders", p)), p);
             assert_eq!(parse_clock(&clock("orders", p)), Some((p, "orders".into())));
             assert_eq!(partition_of(CF_META, &checkpoint(p)), p);
@@ -200,6 +262,49 @@ mod tests {
             assert_eq!(partition_of(CF_META, &level(p, "lag/g")), p);
         }
         assert!(due(-1) < due(0) && due(0) < due(1));
+    }
+
+    #[test]
+    fn drift_knowledge_round_trips_in_the_layout_earlier_versions_wrote() {
+        let known = [
+            Knowledge::AvroSeen {
+                topic: "shop.orders".into(),
+                id: 7,
+                at_ms: 1_764_000_000_000,
+            },
+            Knowledge::AvroLast {
+                topic: "shop.orders".into(),
+                id: 7,
+            },
+            Knowledge::JsonSeen {
+                topic: "a/b".into(),
+                violation: Violation {
+                    field: "amount".into(),
+                    kind: ViolationKind::WrongType,
+                },
+            },
+        ];
+        for k in &known {
+            let (key, value) = knowledge(3, k);
+            assert_eq!(partition_of(CF_SCHEMAS, &key), 3);
+            assert_eq!(parse_knowledge(&key, &value).as_ref(), Some(k));
+        }
+        // The bytes state written before this codec moved here holds.
+        let mut old = 3u32.to_be_bytes().to_vec();
+        old.extend_from_slice(b"avro/shop.orders/\x00\x00\x00\x07");
+        assert_eq!(knowledge(3, &known[0]).0, old);
+        assert_eq!(
+            knowledge(3, &known[2]),
+            (
+                [&3u32.to_be_bytes()[..], b"json/a/b/amount/wrong_type"].concat(),
+                b"1".to_vec()
+            )
+        );
+        assert_eq!(parse_knowledge(&3u32.to_be_bytes(), b""), None);
+        assert_eq!(
+            parse_knowledge(&[&3u32.to_be_bytes()[..], b"json/t/f/bogus"].concat(), b"1"),
+            None
+        );
     }
 
     #[test]

@@ -21,12 +21,14 @@ pub mod query;
 /// Key-value pairs read from the store, in key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Everything drift detection knows, with the partition prefixes removed.
-pub fn drift_knowledge(store: &Store) -> Result<Pairs, StateError> {
+/// Everything drift detection knows, from every partition.
+pub fn drift_knowledge(
+    store: &Store,
+) -> Result<Vec<crate::detectors::drift::Knowledge>, StateError> {
     Ok(store
         .scan_prefix(CF_SCHEMAS, b"")?
         .into_iter()
-        .filter_map(|(k, v)| keys::knowledge_of(&k).map(|k| (k.to_vec(), v)))
+        .filter_map(|(k, v)| keys::parse_knowledge(&k, &v))
         .collect())
 }
 
