@@ -60,16 +60,6 @@ pub fn decode(value: &[u8]) -> Result<Vec<Output>, String> {
         .collect())
 }
 
-/// The state key that records `out` as announced by the owner of `partition`.
-pub fn announced_key(partition: i32, out: &Output) -> Vec<u8> {
-    let id = match out {
-        Output::Alert(a) => format!("alert/{}/{:?}", a.dedupe_id, a.status),
-        Output::Drift(d) => format!("drift/{}", d.drift_id),
-        other => format!("other/{}", other.key()),
-    };
-    crate::state::keys::announced(partition, &id)
-}
-
 /// The state key of the level last announced for a side monitor's condition
 /// ([`crate::detectors::levels`]). The side monitors' outputs belong to the owner of the announce
 /// topic's partition 0, so their levels live in partition 0's state and move with it.

@@ -931,7 +931,7 @@ impl Engine {
             }
         };
         for out in outputs {
-            let k = announce::announced_key(msg.partition(), &out);
+            let k = crate::state::keys::announced_output(msg.partition(), &out);
             let staged = batch.extra_ops.iter().any(
                 |op| matches!(op, crate::state::Op::Put(cf, key, _) if *cf == crate::state::CF_META && *key == k),
             );

@@ -221,8 +221,20 @@ pub fn parse_knowledge(k: &[u8], v: &[u8]) -> Option<Knowledge> {
     })
 }
 
+/// The key that records output `out` as announced by the owner of announce partition `p`:
+/// an alert by its dedupe id and status, a drift event by its id.
+pub fn announced_output(p: i32, out: &crate::outputs::Output) -> Vec<u8> {
+    use crate::outputs::Output;
+    let id = match out {
+        Output::Alert(a) => format!("alert/{}/{:?}", a.dedupe_id, a.status),
+        Output::Drift(d) => format!("drift/{}", d.drift_id),
+        other => format!("other/{}", other.key()),
+    };
+    announced(p, &id)
+}
+
 /// An announcement made by the owner of announce partition `p`.
-pub fn announced(p: i32, id: &str) -> Vec<u8> {
+fn announced(p: i32, id: &str) -> Vec<u8> {
     let mut k = ANNOUNCED.to_vec();
     k.extend_from_slice(&partition(p));
     k.extend_from_slice(id.as_bytes());
