@@ -85,25 +85,20 @@ pub fn op(key: &[u8], value: Option<&[u8]>) -> Option<Op> {
     })
 }
 
-fn checkpoint_key(partition: i32) -> Vec<u8> {
-    super::keys::checkpoint(partition)
-}
-
 /// The write that records `next` as the next changelog offset local state includes.
 pub fn checkpoint_op(partition: i32, next: i64) -> Op {
     Op::Put(
         CF_META,
-        checkpoint_key(partition),
-        next.to_be_bytes().to_vec(),
+        super::keys::checkpoint(partition),
+        super::keys::checkpoint_value(next),
     )
 }
 
 /// The next changelog offset local state includes for `partition` (None: never restored).
 pub fn checkpoint(store: &Store, partition: i32) -> Result<Option<i64>, StateError> {
     Ok(store
-        .get(CF_META, &checkpoint_key(partition))?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map(i64::from_be_bytes))
+        .get(CF_META, &super::keys::checkpoint(partition))?
+        .and_then(|v| super::keys::parse_checkpoint_value(&v)))
 }
 
 /// Partitions local state holds a checkpoint for.

@@ -155,6 +155,16 @@ pub fn checkpoint(p: i32) -> Vec<u8> {
     k
 }
 
+/// The value of a checkpoint key: the next changelog offset local state includes.
+pub fn checkpoint_value(next: i64) -> Vec<u8> {
+    next.to_be_bytes().to_vec()
+}
+
+/// The offset a checkpoint value holds.
+pub fn parse_checkpoint_value(v: &[u8]) -> Option<i64> {
+    <[u8; 8]>::try_from(v).ok().map(i64::from_be_bytes)
+}
+
 /// The `schemas` key and value of drift knowledge learnt from input partition `p`.
 pub fn knowledge(p: i32, known: &Knowledge) -> (Vec<u8>, Vec<u8>) {
     let mut k = partition(p).to_vec();
@@ -317,6 +327,13 @@ mod tests {
             parse_knowledge(&[&3u32.to_be_bytes()[..], b"json/t/f/bogus"].concat(), b"1"),
             None
         );
+    }
+
+    #[test]
+    fn checkpoint_values_round_trip() {
+        assert_eq!(parse_checkpoint_value(&checkpoint_value(42)), Some(42));
+        assert_eq!(checkpoint_value(1), vec![0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(parse_checkpoint_value(&[1, 2]), None);
     }
 
     #[test]
