@@ -136,7 +136,22 @@ enum Found {
     New,
 }
 
-/// `sightline_instance_loads_total`, by [`Found`].
+impl Found {
+    /// Counts one load in `sightline_instance_loads_total`, under this source's label.
+    fn count(self) {
+        let [batch, committing, cache, store, new] = &*LOADS;
+        match self {
+            Found::Batch => batch,
+            Found::Committing => committing,
+            Found::Cache => cache,
+            Found::Store => store,
+            Found::New => new,
+        }
+        .inc();
+    }
+}
+
+/// `sightline_instance_loads_total`'s handles, in the order [`Found::count`] takes them.
 static LOADS: std::sync::LazyLock<[prometheus::IntCounter; 5]> = std::sync::LazyLock::new(|| {
     ["batch", "committing", "cache", "store", "new"].map(|from| {
         crate::observe::metrics::METRICS
@@ -398,7 +413,7 @@ impl WorkflowRunner {
             let wf = &self.workflows[i];
             let k = keys::instance(p, &wf.name, &ev.key);
             let (inst, found) = load(&mut self.cache, &self.committing, store, batch, &k)?;
-            LOADS[found as usize].inc();
+            found.count();
             let t = wf.on_event(inst, ev);
             stage(&mut self.fired_to, batch, (p, k), &wf.name, &ev.key, t);
         }
@@ -552,7 +567,7 @@ impl WorkflowRunner {
                     let ik = keys::instance(p, &wf.name, &key);
                     let staged = batch.instances.contains_key(&ik);
                     let (inst, found) = load(&mut self.cache, &self.committing, store, batch, &ik)?;
-                    LOADS[found as usize].inc();
+                    found.count();
                     let existed = inst.is_some();
                     let t = wf.on_timer(inst, Timer { due_ms: due, kind }, wm);
                     // Most timers find their reason gone (the step arrived, the instance
