@@ -30,7 +30,9 @@
 //! pipeline/benches/kafka-streams, the same detection in Kafka Streams, run on the same records.
 //! `SIGHTLINE_BENCH_OVERRIDES="key=value,..."` passes librdkafka overrides to the runs, and
 //! `SIGHTLINE_BENCH_INSTANCE_CACHE=N` sets their `state.instance_cache`, and
-//! `SIGHTLINE_BENCH_ENGINE="key = value,..."` adds lines to their `[engine]` table.
+//! `SIGHTLINE_BENCH_ENGINE="key = value,..."` adds lines to their `[engine]` table. With
+//! `SIGHTLINE_BENCH_RECOUNT=1` the alerts and timers are counted again 30 s after the counts
+//! printed, to show whether every deadline had fired.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -435,6 +437,26 @@ async fn main() {
         })
         .collect();
     println!("instance loads: {}", loads.join(", "));
+    let kinds: Vec<String> = sightline_alerts
+        .iter()
+        .map(|((kind, status), n)| format!("{kind} {status} {n}"))
+        .collect();
+    println!("alerts: {}", kinds.join(", "));
+    println!(
+        "at the end: {} timers fired, {} partitions paused",
+        metric_sum(port, "sightline_timers_fired_total", ""),
+        metric(port, "sightline_paused_partitions")
+    );
+    // Whether every deadline had fired when the alerts were counted: the same counts again,
+    // 30 s later.
+    if std::env::var("SIGHTLINE_BENCH_RECOUNT").is_ok_and(|v| v == "1") {
+        std::thread::sleep(Duration::from_secs(30));
+        println!(
+            "30 s later: {} alerts, {} timers fired",
+            metric_sum(port, "sightline_alerts_emitted_total", ""),
+            metric_sum(port, "sightline_timers_fired_total", "")
+        );
+    }
     let mut dead_by_class = std::collections::BTreeMap::new();
     for ((topic, class), n) in by_labels(
         port,
